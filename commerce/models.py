@@ -1,0 +1,186 @@
+"""What the hub knows about a tenant's shops: orders, products, customers, stock and refunds.
+
+Commerce knows nothing about platforms. Every row points at its source connection by a string
+foreign key, carries the platform's id for it (unique per connection) and keeps the platform's raw
+payload beside the promoted columns. Money is Decimal beside its currency; times are UTC.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.utils import timezone
+
+from tenants.models import TenantOwned
+
+
+def money(**kwargs) -> models.DecimalField:
+    # Four places hold every ISO 4217 currency exactly (KWD and BHD use three).
+    return models.DecimalField(max_digits=18, decimal_places=4, default=Decimal("0"), **kwargs)
+
+
+class CommerceRecord(TenantOwned):
+    connection = models.ForeignKey("integrations.Connection", on_delete=models.RESTRICT, related_name="+")
+    external_id = models.CharField(max_length=128)
+    platform_updated_at = models.DateTimeField(null=True, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "external_id"], name="%(app_label)s_%(class)s_unique_external"
+            ),
+        ]
+
+
+class Customer(CommerceRecord):
+    email = models.EmailField(blank=True)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    phone = models.CharField(max_length=32, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    accepts_marketing = models.BooleanField(default=False)
+    tags = models.JSONField(default=list, blank=True)
+    platform_created_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(CommerceRecord.Meta):
+        indexes = [models.Index(fields=["tenant", "email"], name="customer_tenant_email")]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email or self.external_id
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+
+class Product(CommerceRecord):
+    title = models.CharField(max_length=255)
+    vendor = models.CharField(max_length=255, blank=True)
+    product_type = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=32, blank=True)
+
+    class Meta(CommerceRecord.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ProductVariant(CommerceRecord):
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
+    sku = models.CharField(max_length=128, blank=True)
+    title = models.CharField(max_length=255, blank=True)
+    price = money()
+    currency = models.CharField(max_length=3)
+    reorder_point = models.IntegerField(null=True, blank=True, help_text="Empty: the tenant's default.")
+
+    class Meta(CommerceRecord.Meta):
+        indexes = [models.Index(fields=["tenant", "sku"], name="variant_tenant_sku")]
+
+    def __str__(self) -> str:
+        return self.sku or self.title or self.external_id
+
+
+class InventoryLevel(CommerceRecord):
+    variant = models.ForeignKey(ProductVariant, on_delete=models.CASCADE, related_name="inventory_levels")
+    location_id = models.CharField(max_length=128, blank=True)
+    location_name = models.CharField(max_length=255, blank=True)
+    available = models.IntegerField(default=0)
+
+    class Meta(CommerceRecord.Meta):
+        indexes = [models.Index(fields=["tenant", "available"], name="inventory_tenant_available")]
+
+    def __str__(self) -> str:
+        return f"{self.variant} @ {self.location_name or self.location_id}: {self.available}"
+
+
+class OrderStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class FinancialStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PAID = "paid", "Paid"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+    REFUNDED = "refunded", "Refunded"
+    VOIDED = "voided", "Voided"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class FulfillmentStatus(models.TextChoices):
+    UNFULFILLED = "unfulfilled", "Unfulfilled"
+    PARTIAL = "partial", "Partially fulfilled"
+    FULFILLED = "fulfilled", "Fulfilled"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Order(CommerceRecord):
+    number = models.CharField(max_length=64)
+    # The source platform, copied from the connection so channel reports aggregate over one index.
+    channel = models.CharField(max_length=32)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders")
+    email = models.EmailField(blank=True)
+    status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.OPEN)
+    financial_status = models.CharField(max_length=24, choices=FinancialStatus.choices, default=FinancialStatus.PENDING)
+    fulfillment_status = models.CharField(
+        max_length=16, choices=FulfillmentStatus.choices, default=FulfillmentStatus.UNFULFILLED
+    )
+    currency = models.CharField(max_length=3)
+    subtotal = money()
+    discounts = money()
+    shipping = money()
+    tax = money()
+    total = money()
+    placed_at = models.DateTimeField()
+    billing_address = models.JSONField(default=dict, blank=True)
+    shipping_address = models.JSONField(default=dict, blank=True)
+
+    class Meta(CommerceRecord.Meta):
+        ordering = ["-placed_at"]
+        indexes = [
+            models.Index(fields=["tenant", "placed_at"], name="order_tenant_placed"),
+            models.Index(fields=["tenant", "channel", "placed_at"], name="order_tenant_channel_placed"),
+            models.Index(fields=["tenant", "fulfillment_status"], name="order_tenant_fulfillment"),
+            models.Index(fields=["tenant", "updated_at"], name="order_tenant_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.number}"
+
+
+class OrderLine(CommerceRecord):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    variant = models.ForeignKey(ProductVariant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    sku = models.CharField(max_length=128, blank=True)
+    title = models.CharField(max_length=255)
+    quantity = models.IntegerField(default=1)
+    unit_price = money()
+    total = money()
+
+    class Meta(CommerceRecord.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.title}"
+
+
+class Refund(CommerceRecord):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="refunds")
+    amount = money()
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=255, blank=True)
+    refunded_at = models.DateTimeField()
+
+    class Meta(CommerceRecord.Meta):
+        indexes = [models.Index(fields=["tenant", "refunded_at"], name="refund_tenant_refunded")]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} on {self.order}"

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+
+class SuperAdminSite(admin.AdminSite):
+    site_header = "SuperAdmin dashboard"
+    site_title = "SuperAdmin dashboard"
+    index_title = "Overview"
+
+    def has_permission(self, request) -> bool:
+        # Only staff ever see the admin; client users have their own dashboard.
+        return bool(request.user.is_active and request.user.is_staff)

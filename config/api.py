@@ -1,0 +1,57 @@
+"""Project-wide API plumbing: one JSON error shape for every 4xx/5xx."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled API error in %s", context.get("view").__class__.__name__)
+        return Response(error_body("server_error", "Something went wrong on our side."), status=500)
+    if isinstance(exc, exceptions.ValidationError):
+        code, message, details = "invalid", "The request has invalid fields.", response.data
+    else:
+        detail = getattr(exc, "detail", None)
+        code = getattr(detail, "code", None) or _code_for(response.status_code)
+        message = str(detail) if detail is not None else "Not found."
+        details = {}
+    if response.status_code == status.HTTP_404_NOT_FOUND:
+        code, message = "not_found", "Not found."
+    response.data = error_body(str(code), message, details)
+    return response
+
+
+def _code_for(status_code: int) -> str:
+    return {401: "not_authenticated", 403: "permission_denied", 404: "not_found", 429: "throttled"}.get(
+        status_code, "error"
+    )
+
+
+def json_404(request: HttpRequest, exception: Exception | None = None):
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
+
+
+def json_500(request: HttpRequest):
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
+    from django.views.defaults import server_error
+
+    return server_error(request)

@@ -1,0 +1,238 @@
+"""Settings for the commerce integration hub.
+
+Everything is read from the environment (or a `.env` file beside manage.py) through django-environ.
+Every setting has a safe development default; with DEBUG=false the process refuses to start unless
+the secrets a production deployment needs are set. README.md documents every variable in one table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=True)
+
+# Development defaults. They are public, so production must replace them: see the check below.
+_DEV_SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production-0123456789"  # noqa: S105 (public dev default, refused in production)
+_DEV_FERNET_KEY = "development-only-fernet-key-do-not-use-in-production"
+
+if not DEBUG:
+    _missing = [name for name in ("SECRET_KEY", "FERNET_KEYS", "ALLOWED_HOSTS") if not env.str(name, default="")]
+    if _missing:
+        raise ImproperlyConfigured(
+            "DEBUG is false, so these settings must be set in the environment: " + ", ".join(_missing)
+        )
+
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY)
+# The first key encrypts; every key decrypts. Rotate by putting a new key first, running
+# `manage.py rotate_credentials`, then dropping the old key.
+FERNET_KEYS = env.list("FERNET_KEYS", default=[_DEV_FERNET_KEY])
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+if not DEBUG and (SECRET_KEY == _DEV_SECRET_KEY or _DEV_FERNET_KEY in FERNET_KEYS):
+    raise ImproperlyConfigured("SECRET_KEY and FERNET_KEYS must not be the public development defaults.")
+
+INSTALLED_APPS = [
+    "config.apps.SuperAdminConfig",  # replaces django.contrib.admin with the SuperAdmin dashboard
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_q",
+    "tenants",
+    "integrations",
+    "commerce",
+    "campaigns",
+    "payments",
+    "webhooks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenants.middleware.CurrentTenantMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "tenants.context_processors.current_tenant",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web process and the django-q2 worker share one file: WAL lets readers run beside the
+    # writer, the busy timeout makes a writer wait instead of failing with "database is locked",
+    # and IMMEDIATE transactions take the write lock up front so two writers never deadlock on
+    # upgrading a read lock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=30),
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache ----------------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="hub"),
+            "TIMEOUT": 300,
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hub"}}
+
+# --- Task queue (django-q2) -----------------------------------------------------------------------
+# The ORM broker on the project's own database in every setup: it keeps a delivery receipt, so a
+# task held by a worker that dies is delivered again after `retry` seconds (Redis would lose it).
+Q_TIMEOUT = env.int("Q_TIMEOUT", default=1800)
+Q_RETRY = env.int("Q_RETRY", default=Q_TIMEOUT + 300)
+if Q_RETRY <= Q_TIMEOUT:
+    raise ImproperlyConfigured("Q_RETRY must be longer than Q_TIMEOUT, or a slow task is delivered twice.")
+Q_CLUSTER = {
+    "name": "hub",
+    "orm": "default",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": Q_TIMEOUT,
+    "retry": Q_RETRY,
+    "max_attempts": 5,
+    # Our tasks record their own failures where a person sees them (sync runs, event rows), so a
+    # failed task is acknowledged rather than redelivered forever.
+    "ack_failures": True,
+    "save_limit": 1000,
+    # Per function, so the once-a-minute heartbeat does not push real task history out.
+    "save_limit_per": "func",
+    "catch_up": False,
+    "poll": 1,
+    "label": "Task queue",
+}
+# /health/ reports the task cluster as down when its heartbeat task has not run for this long.
+HEALTH_HEARTBEAT_MAX_AGE = env.int("HEALTH_HEARTBEAT_MAX_AGE", default=180)
+
+# --- Auth -----------------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:home"
+LOGOUT_REDIRECT_URL = "login"
+
+# --- REST API -------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tenants.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+API_KEY_PREFIX = env.str("API_KEY_PREFIX", default="hub")
+
+# --- Integrations ---------------------------------------------------------------------------------
+# Outbound requests to user-supplied URLs refuse loopback/private/link-local/metadata addresses
+# unless this is on (local development and tests against local fake servers).
+INTEGRATIONS_ALLOW_PRIVATE_URLS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_URLS", default=False)
+
+# --- I18N -----------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------------------
+STATIC_URL = "static/"
+# In development whitenoise serves straight from the app and project static folders; production
+# serves the collected, hashed and compressed copies from STATIC_ROOT (`manage.py collectstatic`).
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")) if not DEBUG else None
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- Security (production) ------------------------------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# /health/ is probed over plain HTTP by load balancers inside the private network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+
+# --- Logging --------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "tenants.logging.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+    },
+}
+
+# --- Demo / first run -----------------------------------------------------------------------------
+DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo-password-2026")
+
+if not API_KEY_PREFIX.isalpha() or not API_KEY_PREFIX.islower():
+    raise ImproperlyConfigured("API_KEY_PREFIX must be lowercase letters only, e.g. 'hub'.")

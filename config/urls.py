@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+from rest_framework.routers import SimpleRouter
+
+from commerce.api import OrderViewSet
+from tenants import api as tenants_api
+from tenants import views as tenants_views
+
+from .health import health
+
+router = SimpleRouter(trailing_slash="/?")
+router.register("orders", OrderViewSet, basename="order")
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="dashboard:home", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("health/", health, name="health"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("dashboard/", include("commerce.urls")),
+    path("dashboard/switch/<slug:slug>/", tenants_views.switch_tenant, name="switch-tenant"),
+    path("api/v1/me", tenants_api.me, name="api-me"),
+    path("api/v1/", include(router.urls)),
+]
+
+handler404 = "config.api.json_404"
+handler500 = "config.api.json_500"

@@ -1,0 +1,116 @@
+"""The connection form, built from the platform catalogue.
+
+Each credential field of the chosen platform becomes a form field named `cred_<name>`. Secret
+fields are write-only: the page never renders their value, only whether one is set (and, for long
+values, its last 4 characters); leaving one empty keeps the stored value.
+"""
+
+from __future__ import annotations
+
+from django import forms
+
+from tenants.fields import SecretDict, mask
+
+from .models import Connection
+from .platforms import CATALOGUE, PlatformSpec
+
+PREFIX = "cred_"
+
+
+def credential_form_field(cred) -> forms.CharField:
+    help_parts = [cred.help_text] if cred.help_text else []
+    if cred.example:
+        help_parts.append(f"Example: {cred.example}")
+    if cred.secret:
+        widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+    elif cred.choices:
+        widget = forms.Select(choices=[("", "---------")] + [(c, c) for c in cred.choices])
+    else:
+        widget = forms.TextInput()
+    return forms.CharField(
+        label=cred.label, required=cred.required, widget=widget, help_text=" ".join(help_parts), strip=True
+    )
+
+
+class ConnectionForm(forms.ModelForm):
+    """Without a platform: the first step (tenant, platform, name). `for_platform()` makes the
+    full form for one platform."""
+
+    spec: PlatformSpec | None = None
+    base_url = forms.URLField(
+        label="Base URL override",
+        required=False,
+        assume_scheme="https",
+        help_text="Sandbox, self-hosted or test server address; empty for the platform's default.",
+    )
+
+    class Meta:
+        model = Connection
+        fields = ["tenant", "platform", "name", "base_url", "sync_frequency", "enabled"]
+
+    @classmethod
+    def for_platform(cls, platform: str | None) -> type[ConnectionForm]:
+        spec = CATALOGUE.get(platform or "")
+        if spec is None:
+            return cls
+        attrs = {PREFIX + cred.name: credential_form_field(cred) for cred in spec.credentials}
+        attrs["spec"] = spec
+        return type(f"{spec.platform.title()}ConnectionForm", (cls,), attrs)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Moving a connection to another platform or tenant would mix data sources.
+            for name in ("tenant", "platform"):
+                self.fields[name].disabled = True
+        if self.spec is None:
+            return
+        self.fields["platform"].initial = self.spec.platform
+        stored = self.instance.credentials or {}
+        for cred in self.spec.credentials:
+            field = self.fields[PREFIX + cred.name]
+            if cred.secret:
+                if stored.get(cred.name):
+                    field.required = False
+                    field.help_text = f"Currently {mask(stored[cred.name])}; leave empty to keep it. {field.help_text}"
+            else:
+                field.initial = stored.get(cred.name, "")
+
+    def credential_field_names(self) -> list[str]:
+        return [PREFIX + c.name for c in self.spec.credentials] if self.spec else []
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.spec is None:
+            if not self.errors:
+                raise forms.ValidationError("Choose a platform first.")
+            return cleaned
+        if cleaned.get("platform") and cleaned["platform"] != self.spec.platform:
+            raise forms.ValidationError("The platform changed while editing; reload the page.")
+        return cleaned
+
+    def changed_credentials(self) -> list[str]:
+        """Names (never values) of the credential fields this submission changes."""
+        stored = self.instance.credentials or {}
+        changed = []
+        for cred in self.spec.credentials if self.spec else ():
+            value = self.cleaned_data.get(PREFIX + cred.name, "")
+            if cred.secret and not value:
+                continue
+            if value != stored.get(cred.name, ""):
+                changed.append(cred.name)
+        return changed
+
+    def save(self, commit: bool = True) -> Connection:
+        connection = super().save(commit=False)
+        credentials = SecretDict(connection.credentials or {})
+        for name in self.changed_credentials():
+            value = self.cleaned_data[PREFIX + name]
+            if value:
+                credentials[name] = value
+            else:
+                credentials.pop(name, None)
+        connection.credentials = credentials
+        if commit:
+            connection.save()
+        return connection

@@ -1,0 +1,286 @@
+"""The platform catalogue: what each platform needs from a person to connect it.
+
+Plain data. The admin renders each platform's credential form from it, the API serves it, and the
+connectors (one module each) read their credentials by these field names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from django.db import models
+
+
+class Platform(models.TextChoices):
+    SHOPIFY = "shopify", "Shopify"
+    WOOCOMMERCE = "woocommerce", "WooCommerce"
+    AMAZON = "amazon", "Amazon SP-API"
+    EBAY = "ebay", "eBay"
+    TIKTOK = "tiktok", "TikTok Shop"
+    STRIPE = "stripe", "Stripe"
+    PAYPAL = "paypal", "PayPal"
+    SQUARE = "square", "Square"
+    AUTHORIZE_NET = "authorize_net", "Authorize.Net"
+    TWILIO = "twilio", "Twilio SMS"
+    SENDGRID = "sendgrid", "SendGrid"
+    MAILCHIMP = "mailchimp", "Mailchimp"
+    HUBSPOT = "hubspot", "HubSpot"
+    SALESFORCE = "salesforce", "Salesforce"
+
+
+class Kind(models.TextChoices):
+    COMMERCE = "commerce", "E-commerce platform"
+    PAYMENTS = "payments", "Payment gateway"
+    MESSAGING = "messaging", "Messaging"
+    CRM = "crm", "CRM"
+
+
+@dataclass(frozen=True)
+class CredentialField:
+    name: str
+    label: str
+    secret: bool = False
+    required: bool = True
+    help_text: str = ""
+    example: str = ""
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    platform: str
+    label: str
+    kind: str
+    credentials: tuple[CredentialField, ...]
+    scopes: tuple[str, ...] = ()
+    streams: tuple[str, ...] = ()
+    # Requests per second the platform allows one connection, and the burst it tolerates.
+    rate_limit: float = 2.0
+    rate_burst: int = 4
+    docs_url: str = ""
+    oauth: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["credentials"] = [asdict(f) for f in self.credentials]
+        return data
+
+    def secret_fields(self) -> set[str]:
+        return {f.name for f in self.credentials if f.secret}
+
+
+_F = CredentialField
+COMMERCE_STREAMS = ("orders", "products", "customers", "inventory")
+
+CATALOGUE: dict[str, PlatformSpec] = {
+    spec.platform: spec
+    for spec in [
+        PlatformSpec(
+            Platform.SHOPIFY,
+            "Shopify",
+            Kind.COMMERCE,
+            (
+                _F("shop_domain", "Shop domain", help_text="Without https://", example="mystore.myshopify.com"),
+                _F(
+                    "access_token",
+                    "Admin API access token",
+                    secret=True,
+                    required=False,
+                    help_text="From a custom app: Settings → Apps → Develop apps → API credentials.",
+                    example="shpat_…",
+                ),
+                _F("client_id", "Client ID", required=False, help_text="For client-credentials tokens instead."),
+                _F("client_secret", "Client secret", secret=True, required=False),
+            ),
+            scopes=("read_orders", "read_all_orders", "read_products", "read_customers", "read_inventory"),
+            streams=COMMERCE_STREAMS,
+            rate_limit=2.0,
+            rate_burst=40,
+            docs_url="https://shopify.dev/docs/api/admin-graphql",
+            oauth=True,
+        ),
+        PlatformSpec(
+            Platform.WOOCOMMERCE,
+            "WooCommerce",
+            Kind.COMMERCE,
+            (
+                _F("site_url", "Site URL", help_text="The store's address, https://", example="https://mystore.com"),
+                _F("consumer_key", "Consumer key", secret=True, example="ck_…"),
+                _F("consumer_secret", "Consumer secret", secret=True, example="cs_…"),
+                _F("api_version", "API version", required=False, example="wc/v3", choices=("wc/v3",)),
+            ),
+            scopes=("read",),
+            streams=COMMERCE_STREAMS,
+            rate_limit=5.0,
+            rate_burst=10,
+            docs_url="https://woocommerce.github.io/woocommerce-rest-api-docs/",
+        ),
+        PlatformSpec(
+            Platform.AMAZON,
+            "Amazon SP-API",
+            Kind.COMMERCE,
+            (
+                _F("lwa_client_id", "LWA client ID", example="amzn1.application-oa2-client.…"),
+                _F("lwa_client_secret", "LWA client secret", secret=True),
+                _F("refresh_token", "Refresh token", secret=True, example="Atzr|…"),
+                _F("seller_id", "Seller ID", help_text="Seller Central → Settings → Account Info."),
+                _F("region", "Region", example="NA", choices=("NA", "EU", "FE")),
+                _F("marketplace_ids", "Marketplace IDs", help_text="Comma-separated.", example="ATVPDKIKX0DER"),
+                _F(
+                    "aws_access_key_id",
+                    "AWS access key ID (not needed)",
+                    required=False,
+                    help_text="SP-API no longer signs requests with AWS credentials; this is kept only "
+                    "because older setup guides ask for it.",
+                ),
+            ),
+            streams=("orders", "inventory", "finances"),
+            rate_limit=0.5,
+            rate_burst=20,
+            docs_url="https://developer-docs.amazon.com/sp-api/",
+            oauth=True,
+        ),
+        PlatformSpec(
+            Platform.EBAY,
+            "eBay",
+            Kind.COMMERCE,
+            (
+                _F("client_id", "App ID (client ID)"),
+                _F("client_secret", "Cert ID (client secret)", secret=True),
+                _F("refresh_token", "Refresh token", secret=True, required=False, help_text="Set by Connect."),
+                _F("environment", "Environment", example="production", choices=("production", "sandbox")),
+            ),
+            scopes=("sell.fulfillment", "sell.inventory"),
+            streams=("orders", "inventory"),
+            rate_limit=5.0,
+            rate_burst=10,
+            docs_url="https://developer.ebay.com/api-docs/sell/static/selling-ig-landing.html",
+            oauth=True,
+        ),
+        PlatformSpec(
+            Platform.TIKTOK,
+            "TikTok Shop",
+            Kind.COMMERCE,
+            (
+                _F("app_key", "App key"),
+                _F("app_secret", "App secret", secret=True),
+                _F("access_token", "Access token", secret=True, required=False, help_text="Set by Connect."),
+                _F("refresh_token", "Refresh token", secret=True, required=False, help_text="Set by Connect."),
+                _F("shop_cipher", "Shop cipher", required=False),
+            ),
+            streams=("orders", "products"),
+            rate_limit=5.0,
+            rate_burst=10,
+            docs_url="https://partner.tiktokshop.com/docv2",
+            oauth=True,
+        ),
+        PlatformSpec(
+            Platform.STRIPE,
+            "Stripe",
+            Kind.PAYMENTS,
+            (
+                _F("secret_key", "Secret key", secret=True, example="sk_live_… or sk_test_…"),
+                _F("webhook_secret", "Webhook signing secret", secret=True, required=False, example="whsec_…"),
+            ),
+            rate_limit=25.0,
+            rate_burst=50,
+            docs_url="https://docs.stripe.com/api",
+        ),
+        PlatformSpec(
+            Platform.PAYPAL,
+            "PayPal",
+            Kind.PAYMENTS,
+            (
+                _F("client_id", "Client ID"),
+                _F("client_secret", "Client secret", secret=True),
+                _F("environment", "Environment", example="live", choices=("live", "sandbox")),
+                _F("webhook_id", "Webhook ID", required=False),
+            ),
+            docs_url="https://developer.paypal.com/api/rest/",
+        ),
+        PlatformSpec(
+            Platform.SQUARE,
+            "Square",
+            Kind.PAYMENTS,
+            (
+                _F("access_token", "Access token", secret=True),
+                _F("location_id", "Location ID"),
+                _F("environment", "Environment", example="production", choices=("production", "sandbox")),
+                _F("webhook_signature_key", "Webhook signature key", secret=True, required=False),
+            ),
+            docs_url="https://developer.squareup.com/reference/square",
+        ),
+        PlatformSpec(
+            Platform.AUTHORIZE_NET,
+            "Authorize.Net",
+            Kind.PAYMENTS,
+            (
+                _F("api_login_id", "API login ID"),
+                _F("transaction_key", "Transaction key", secret=True),
+                _F("signature_key", "Signature key", secret=True, required=False),
+                _F("environment", "Environment", example="production", choices=("production", "sandbox")),
+            ),
+            docs_url="https://developer.authorize.net/api/reference/",
+        ),
+        PlatformSpec(
+            Platform.TWILIO,
+            "Twilio SMS",
+            Kind.MESSAGING,
+            (
+                _F("account_sid", "Account SID", example="AC…"),
+                _F("auth_token", "Auth token", secret=True),
+                _F("from_number", "From number", required=False, example="+15005550006"),
+                _F("messaging_service_sid", "Messaging service SID", required=False, example="MG…"),
+            ),
+            docs_url="https://www.twilio.com/docs/messaging/api",
+        ),
+        PlatformSpec(
+            Platform.SENDGRID,
+            "SendGrid",
+            Kind.MESSAGING,
+            (
+                _F("api_key", "API key", secret=True, example="SG.…"),
+                _F("from_email", "Verified sender", example="shop@example.com"),
+                _F("webhook_public_key", "Event webhook verification key", required=False),
+            ),
+            docs_url="https://www.twilio.com/docs/sendgrid/api-reference",
+        ),
+        PlatformSpec(
+            Platform.MAILCHIMP,
+            "Mailchimp",
+            Kind.MESSAGING,
+            (
+                _F("api_key", "API key", secret=True, example="…-us21"),
+                _F("audience_id", "Audience ID", required=False),
+            ),
+            docs_url="https://mailchimp.com/developer/marketing/api/",
+        ),
+        PlatformSpec(
+            Platform.HUBSPOT,
+            "HubSpot",
+            Kind.CRM,
+            (_F("access_token", "Private app access token", secret=True, example="pat-na1-…"),),
+            scopes=("crm.objects.contacts.read", "crm.objects.contacts.write"),
+            docs_url="https://developers.hubspot.com/docs/api/crm/contacts",
+            oauth=True,
+        ),
+        PlatformSpec(
+            Platform.SALESFORCE,
+            "Salesforce",
+            Kind.CRM,
+            (
+                _F("instance_url", "Instance URL", example="https://yourorg.my.salesforce.com"),
+                _F("client_id", "Consumer key"),
+                _F("client_secret", "Consumer secret", secret=True),
+                _F("refresh_token", "Refresh token", secret=True, required=False, help_text="Set by Connect."),
+            ),
+            docs_url="https://developer.salesforce.com/docs/apis",
+            oauth=True,
+        ),
+    ]
+}
+
+
+def spec_for(platform: str) -> PlatformSpec:
+    return CATALOGUE[platform]

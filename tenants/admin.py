@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model, password_validation
+from django.db import transaction
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.html import format_html
+
+from . import audit
+from .models import ApiKey, ApiKeyScope, AuditLog, Membership, Role, Tenant, TenantStatus
+
+User = get_user_model()
+
+
+class AddClientForm(forms.ModelForm):
+    """ "Add client": the tenant, its owner user and the owner's membership, in one form."""
+
+    owner_email = forms.EmailField(label="Owner email", help_text="The client's login.")
+    owner_password1 = forms.CharField(label="Password", strip=False, widget=forms.PasswordInput)
+    owner_password2 = forms.CharField(
+        label="Password confirmation", strip=False, widget=forms.PasswordInput, help_text="The same password again."
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ["name", "slug", "contact_email", "base_currency", "time_zone", "status"]
+
+    def clean_owner_email(self) -> str:
+        email = User.objects.normalize_email(self.cleaned_data["owner_email"]).lower()
+        if User.objects.filter(username__iexact=email).exists() or User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("A user with this email already exists.")
+        return email
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        p1, p2 = cleaned.get("owner_password1"), cleaned.get("owner_password2")
+        if p1 and p2 and p1 != p2:
+            self.add_error("owner_password2", "The two passwords do not match.")
+        elif p1 and cleaned.get("owner_email"):
+            candidate = User(username=cleaned["owner_email"], email=cleaned["owner_email"])
+            try:
+                password_validation.validate_password(p1, candidate)
+            except forms.ValidationError as error:
+                self.add_error("owner_password1", error)
+        return cleaned
+
+    def create_owner(self, tenant: Tenant) -> Membership:
+        email = self.cleaned_data["owner_email"]
+        user = User.objects.create_user(username=email, email=email, password=self.cleaned_data["owner_password1"])
+        return Membership.objects.create(tenant=tenant, user=user, role=Role.OWNER)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "status_badge", "base_currency", "time_zone", "member_count", "created_at"]
+    list_filter = ["status", "is_demo", "base_currency"]
+    search_fields = ["name", "slug", "contact_email"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["created_at", "is_demo"]
+    inlines = [MembershipInline]
+    actions = ["suspend", "reactivate"]
+
+    def get_form(self, request: HttpRequest, obj: Tenant | None = None, change: bool = False, **kwargs):
+        if obj is None:
+            kwargs["form"] = AddClientForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Tenant | None = None):
+        if obj is None:
+            return [
+                ("Client", {"fields": ["name", "slug", "contact_email", "base_currency", "time_zone", "status"]}),
+                ("Owner login", {"fields": ["owner_email", "owner_password1", "owner_password2"]}),
+            ]
+        return [
+            (None, {"fields": ["name", "slug", "contact_email", "status", "base_currency", "time_zone"]}),
+            ("Record", {"fields": ["created_at", "is_demo"]}),
+        ]
+
+    def get_inlines(self, request: HttpRequest, obj: Tenant | None):
+        return self.inlines if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Tenant, form: forms.ModelForm, change: bool) -> None:
+        # The admin runs add/change views inside one transaction: tenant, user and membership
+        # are created together or not at all.
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if not change and isinstance(form, AddClientForm):
+                membership = form.create_owner(obj)
+                audit.record("tenant.created", request=request, tenant=obj, target=obj, owner=membership.user.username)
+            elif change and "status" in form.changed_data:
+                audit.record(f"tenant.{obj.status}", request=request, tenant=obj, target=obj)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Tenant) -> str:
+        colour = "#1a7f37" if obj.status == TenantStatus.ACTIVE else "#b42318"
+        return format_html('<strong style="color:{}">{}</strong>', colour, obj.get_status_display())
+
+    @admin.display(description="members")
+    def member_count(self, obj: Tenant) -> int:
+        return obj.member_total
+
+    def get_queryset(self, request: HttpRequest):
+        from django.db.models import Count
+
+        return super().get_queryset(request).annotate(member_total=Count("memberships"))
+
+    @admin.action(description="Suspend selected clients (their users and API keys are refused)")
+    def suspend(self, request: HttpRequest, queryset) -> None:
+        self._set_status(request, queryset, TenantStatus.SUSPENDED)
+
+    @admin.action(description="Reactivate selected clients")
+    def reactivate(self, request: HttpRequest, queryset) -> None:
+        self._set_status(request, queryset, TenantStatus.ACTIVE)
+
+    def _set_status(self, request: HttpRequest, queryset, status: str) -> None:
+        changed = 0
+        for tenant in queryset.exclude(status=status):
+            tenant.status = status
+            tenant.save(update_fields=["status"])
+            audit.record(f"tenant.{status}", request=request, tenant=tenant, target=tenant)
+            changed += 1
+        self.message_user(request, f"{changed} client(s) now {status}.", messages.SUCCESS)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "tenant", "role", "created_at"]
+    list_filter = ["role", "tenant"]
+    search_fields = ["user__username", "user__email", "tenant__name"]
+    autocomplete_fields = ["user", "tenant"]
+
+
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=ApiKeyScope.choices, widget=forms.CheckboxSelectMultiple, required=False)
+
+    class Meta:
+        model = ApiKey
+        fields = ["tenant", "name", "scopes"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
+    list_display = ["name", "tenant", "prefix", "scope_list", "created_at", "last_used_at", "state"]
+    list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "tenant__name"]
+    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None):
+        if obj is None:
+            return ["tenant", "name", "scopes"]
+        return ["tenant", "name", "scopes", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None):
+        # A key's tenant never changes after it is issued.
+        return [*self.readonly_fields, "tenant"] if obj else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, raw_key = ApiKey.generate(
+            tenant=obj.tenant, name=obj.name, scopes=form.cleaned_data["scopes"], created_by=request.user
+        )
+        obj.pk, obj.prefix = key.pk, key.prefix
+        audit.record("api_key.created", request=request, tenant=key.tenant, target=key, scopes=key.scopes)
+        # Kept on the request only, for response_add: never in a message, session or cookie.
+        request._new_api_key = raw_key
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None):
+        raw_key = getattr(request, "_new_api_key", None)
+        if raw_key is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "key": obj,
+            "raw_key": raw_key,
+            "title": "API key created",
+        }
+        return TemplateResponse(request, "admin/tenants/apikey/created.html", context)
+
+    @admin.display(description="scopes")
+    def scope_list(self, obj: ApiKey) -> str:
+        return ", ".join(obj.scopes)
+
+    @admin.display(description="state")
+    def state(self, obj: ApiKey) -> str:
+        return "revoked" if obj.is_revoked else "active"
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request: HttpRequest, queryset) -> None:
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True).select_related("tenant"):
+            key.revoke()
+            audit.record("api_key.revoked", request=request, tenant=key.tenant, target=key)
+            revoked += 1
+        self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor_label", "tenant", "action", "target", "ip_address"]
+    list_filter = ["action", "tenant"]
+    search_fields = ["actor_label", "target", "action"]
+    date_hierarchy = "created_at"
+    list_select_related = ["tenant"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditLog | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditLog | None = None) -> bool:
+        return False

@@ -1,0 +1,51 @@
+"""The request-bound current tenant.
+
+`request.tenant` is the tenant a signed-in client user is working in (their membership's tenant;
+with several, the one picked with the switcher and kept in the session). Staff without a
+membership have none. A user whose tenants are all suspended is signed out and refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .models import Membership, Tenant, TenantStatus
+
+SESSION_KEY = "current_tenant_id"
+
+
+def tenants_for_user(user) -> list[Tenant]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return [m.tenant for m in Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")]
+
+
+def resolve_tenant(request: HttpRequest) -> tuple[Tenant | None, bool]:
+    """Return (tenant, refused): refused is true when the user belongs only to suspended tenants."""
+    tenants = tenants_for_user(request.user)
+    if not tenants:
+        return None, False
+    active = [t for t in tenants if t.status == TenantStatus.ACTIVE]
+    if not active:
+        return None, True
+    wanted = request.session.get(SESSION_KEY)
+    for tenant in active:
+        if tenant.pk == wanted:
+            return tenant, False
+    return active[0], False
+
+
+class CurrentTenantMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.tenant, refused = resolve_tenant(request)
+        if refused and not request.user.is_staff:
+            logout(request)
+            return render(request, "tenants/suspended.html", status=403)
+        return self.get_response(request)

@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import zoneinfo
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.text import slugify
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+class TenantStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a known time zone (use an IANA name such as Europe/London).")
+
+
+def validate_currency(value: str) -> None:
+    if len(value) != 3 or not value.isalpha() or not value.isupper():
+        raise ValidationError("Use a three-letter ISO 4217 currency code, e.g. USD.")
+
+
+class Tenant(models.Model):
+    """A client company. Every tenant-owned row points at one."""
+
+    name = models.CharField("company name", max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    contact_email = models.EmailField()
+    status = models.CharField(max_length=16, choices=TenantStatus.choices, default=TenantStatus.ACTIVE)
+    base_currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    is_demo = models.BooleanField(default=False, help_text="Created by seed_demo; safe to delete.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.slug:
+            self.slug = slugify(self.name)[:60]
+        super().save(*args, **kwargs)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == TenantStatus.ACTIVE
+
+
+class TenantQuerySet(models.QuerySet):
+    def for_tenant(self, tenant: Tenant | int | None) -> TenantQuerySet:
+        """The one way to read tenant-owned rows. No tenant means no rows, never all rows."""
+        if tenant is None:
+            return self.none()
+        return self.filter(tenant=tenant)
+
+
+class TenantOwned(models.Model):
+    """Base for every tenant-owned model: a tenant foreign key and the `for_tenant()` scoping path."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    EDITOR = "editor", "Editor"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(TenantOwned):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user_per_tenant")]
+        ordering = ["tenant__name", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.tenant} ({self.get_role_display()})"
+
+
+class ApiKeyScope(models.TextChoices):
+    INTEGRATIONS_READ = "integrations:read", "Read integrations and sync runs"
+    INTEGRATIONS_WRITE = "integrations:write", "Create, test and sync integrations"
+    ORDERS_READ = "orders:read", "Read orders"
+    ORDERS_WRITE = "orders:write", "Fulfil orders"
+    PRODUCTS_READ = "products:read", "Read products and inventory"
+    PRODUCTS_WRITE = "products:write", "Set inventory"
+    CUSTOMERS_READ = "customers:read", "Read customers"
+    CAMPAIGNS_READ = "campaigns:read", "Read campaigns"
+    CAMPAIGNS_WRITE = "campaigns:write", "Create and send campaigns"
+    PAYMENTS_READ = "payments:read", "Read payments"
+    PAYMENTS_WRITE = "payments:write", "Create payments and refunds"
+    HOOKS_WRITE = "hooks:write", "Manage webhook subscriptions"
+
+
+def default_scopes() -> list[str]:
+    return [s.value for s in ApiKeyScope if s.value.endswith(":read")]
+
+
+def hash_api_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(TenantQuerySet):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(TenantOwned):
+    """A tenant's key to the public API. Only its SHA-256 hash and a visible prefix are stored:
+    the full key is shown once, when it is created."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=32, unique=True, editable=False)
+    key_hash = models.CharField(max_length=64, editable=False)
+    scopes = models.JSONField(default=default_scopes, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @classmethod
+    def generate(
+        cls, tenant: Tenant, name: str, scopes: list[str] | None = None, created_by: AbstractBaseUser | None = None
+    ) -> tuple[ApiKey, str]:
+        """Create a key and return it with the full secret, which is never stored or shown again."""
+        lookup = secrets.token_hex(6)
+        prefix = f"{settings.API_KEY_PREFIX}_{lookup}"
+        raw_key = f"{prefix}_{secrets.token_urlsafe(32)}"
+        key = cls(tenant=tenant, name=name, prefix=prefix, key_hash=hash_api_key(raw_key), created_by=created_by)
+        if scopes is not None:
+            key.scopes = list(scopes)
+        key.full_clean()
+        key.save()
+        return key, raw_key
+
+    def clean(self) -> None:
+        unknown = sorted(set(self.scopes or []) - set(ApiKeyScope.values))
+        if unknown:
+            raise ValidationError({"scopes": f"Unknown scopes: {', '.join(unknown)}."})
+
+    def matches(self, raw_key: str) -> bool:
+        return hmac.compare_digest(self.key_hash, hash_api_key(raw_key))
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+
+
+class AuditLog(models.Model):
+    """Who did what to which tenant's data, from where. Append-only."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(
+        max_length=200, blank=True, help_text="Who acted, kept even if the user or key is deleted."
+    )
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=64, db_index=True)
+    target = models.CharField(max_length=200, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="auditlog_tenant_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label or 'system'} {self.action} {self.target}"

@@ -1,0 +1,125 @@
+"""Shared fixtures. Tests run on SQLite by default and on DATABASE_URL when it is set.
+
+Tests marked `postgres` or `redis` need that service: without it they are skipped, unless
+REQUIRE_SERVICES=1 (as in CI), where a missing service fails them instead.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from commerce.models import Order
+from integrations.models import Connection
+from tenants.models import ApiKey, Membership, Role, Tenant
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _service_markers(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        _unavailable("PostgreSQL is not configured (set DATABASE_URL=postgres://…)")
+    if request.node.get_closest_marker("redis") and not settings.REDIS_URL:
+        _unavailable("Redis is not configured (set REDIS_URL=redis://…)")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def make_tenant(db):
+    counter = iter(range(1, 10_000))
+
+    def make(name: str | None = None, **kwargs) -> Tenant:
+        n = next(counter)
+        name = name or f"Client {n}"
+        kwargs.setdefault("slug", f"client-{n}-{name.lower().replace(' ', '-')}"[:60])
+        kwargs.setdefault("contact_email", f"contact{n}@example.com")
+        return Tenant.objects.create(name=name, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_member(db):
+    def make(tenant: Tenant, role: str = Role.OWNER, username: str | None = None, password: str = "pw-for-tests-1"):
+        username = username or f"user-{tenant.slug}-{role}"
+        user = get_user_model().objects.create_user(username=username, email=username, password=password)
+        Membership.objects.create(tenant=tenant, user=user, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_connection(db):
+    def make(tenant: Tenant, platform: str = "shopify", name: str | None = None, **kwargs) -> Connection:
+        return Connection.objects.create(tenant=tenant, platform=platform, name=name or f"{platform} store", **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def make_order(db):
+    counter = iter(range(1, 100_000))
+
+    def make(connection: Connection, **kwargs) -> Order:
+        n = next(counter)
+        defaults = {
+            "external_id": f"ext-{n}",
+            "number": str(1000 + n),
+            "channel": connection.platform,
+            "currency": "USD",
+            "total": Decimal("10.00"),
+            "placed_at": timezone.now() - timedelta(days=1),
+        }
+        defaults.update(kwargs)
+        return Order.objects.create(tenant=connection.tenant, connection=connection, **defaults)
+
+    return make
+
+
+@pytest.fixture
+def tenant_a(make_tenant) -> Tenant:
+    return make_tenant("Alpha Goods")
+
+
+@pytest.fixture
+def tenant_b(make_tenant) -> Tenant:
+    return make_tenant("Beta Wares")
+
+
+@pytest.fixture
+def api_key(tenant_a):
+    """(ApiKey, raw key) for tenant A with every read scope."""
+    return ApiKey.generate(tenant=tenant_a, name="test key")
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def superadmin(db):
+    return get_user_model().objects.create_superuser("root", "root@example.com", "pw-for-tests-1")

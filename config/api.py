@@ -6,11 +6,22 @@ import logging
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions, pagination, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
+
+
+class CursorPagination(pagination.CursorPagination):
+    """Cursor pagination in the view's own `ordering`: DRF's default, `-created`, is no field of ours
+    and made every list endpoint fail."""
+
+    ordering = "-pk"
+
+    def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
+        ordering = getattr(view, "ordering", None) or self.ordering
+        return (ordering,) if isinstance(ordering, str) else tuple(ordering)
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict:

@@ -7,17 +7,25 @@ from rest_framework.routers import SimpleRouter
 from commerce.api import OrderViewSet
 from tenants import api as tenants_api
 from tenants import views as tenants_views
+from tenants.forms import ThrottledAuthenticationForm
 
 from .health import health
 
-router = SimpleRouter(trailing_slash="/?")
+router = SimpleRouter()
+# Both `/orders` and `/orders/` resolve. SimpleRouter's constructor turns any true trailing_slash
+# into "/", so the optional-slash pattern is set on the instance, before `router.urls` is built.
+router.trailing_slash = "/?"
 router.register("orders", OrderViewSet, basename="order")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:home", permanent=False)),
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=ThrottledAuthenticationForm),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("dashboard/", include("commerce.urls")),
     path("dashboard/switch/<slug:slug>/", tenants_views.switch_tenant, name="switch-tenant"),

@@ -59,6 +59,9 @@ class ConnectionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # What was stored before this submission: save(commit=False) writes the new credentials onto
+        # the instance, and the admin asks for the changed names after that, for the audit log.
+        self.stored_credentials = SecretDict(self.instance.credentials or {})
         if self.instance.pk:
             # Moving a connection to another platform or tenant would mix data sources.
             for name in ("tenant", "platform"):
@@ -66,7 +69,7 @@ class ConnectionForm(forms.ModelForm):
         if self.spec is None:
             return
         self.fields["platform"].initial = self.spec.platform
-        stored = self.instance.credentials or {}
+        stored = self.stored_credentials
         for cred in self.spec.credentials:
             field = self.fields[PREFIX + cred.name]
             if cred.secret:
@@ -91,7 +94,7 @@ class ConnectionForm(forms.ModelForm):
 
     def changed_credentials(self) -> list[str]:
         """Names (never values) of the credential fields this submission changes."""
-        stored = self.instance.credentials or {}
+        stored = self.stored_credentials
         changed = []
         for cred in self.spec.credentials if self.spec else ():
             value = self.cleaned_data.get(PREFIX + cred.name, "")

@@ -100,6 +100,26 @@ class TenantAdmin(admin.ModelAdmin):
             elif change and "status" in form.changed_data:
                 audit.record(f"tenant.{obj.status}", request=request, tenant=obj, target=obj)
 
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        instances = formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            audit_membership(request, membership, "removed")
+            membership.delete()
+        for membership in instances:
+            is_new = membership.pk is None
+            membership.save()
+            audit_membership(request, membership, "added" if is_new else "changed")
+        formset.save_m2m()
+
+    def delete_model(self, request: HttpRequest, obj: Tenant) -> None:
+        audit.record("tenant.deleted", request=request, target=obj, slug=obj.slug)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for tenant in queryset:
+            audit.record("tenant.deleted", request=request, target=tenant, slug=tenant.slug)
+        super().delete_queryset(request, queryset)
+
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Tenant) -> str:
         colour = "#1a7f37" if obj.status == TenantStatus.ACTIVE else "#b42318"
@@ -132,12 +152,36 @@ class TenantAdmin(admin.ModelAdmin):
         self.message_user(request, f"{changed} client(s) now {status}.", messages.SUCCESS)
 
 
+def audit_membership(request: HttpRequest, membership: Membership, action: str) -> None:
+    audit.record(
+        f"membership.{action}",
+        request=request,
+        tenant=membership.tenant,
+        target=membership.user,
+        role=membership.role,
+    )
+
+
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "tenant", "role", "created_at"]
     list_filter = ["role", "tenant"]
     search_fields = ["user__username", "user__email", "tenant__name"]
     autocomplete_fields = ["user", "tenant"]
+
+    def save_model(self, request: HttpRequest, obj: Membership, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change or form.changed_data:
+            audit_membership(request, obj, "changed" if change else "added")
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        audit_membership(request, obj, "removed")
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for membership in queryset.select_related("tenant", "user"):
+            audit_membership(request, membership, "removed")
+        super().delete_queryset(request, queryset)
 
 
 class ApiKeyForm(forms.ModelForm):
@@ -166,9 +210,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
         # A key's tenant never changes after it is issued.
         return [*self.readonly_fields, "tenant"] if obj else self.readonly_fields
 
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        # Keys are revoked, never deleted, so the audit trail and usage history keep their subject.
+        return False
+
     def save_model(self, request: HttpRequest, obj: ApiKey, form: forms.ModelForm, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
+            if form.changed_data:
+                audit.record(
+                    "api_key.changed",
+                    request=request,
+                    tenant=obj.tenant,
+                    target=obj,
+                    fields=form.changed_data,
+                    scopes=obj.scopes,
+                )
             return
         key, raw_key = ApiKey.generate(
             tenant=obj.tenant, name=obj.name, scopes=form.cleaned_data["scopes"], created_by=request.user

@@ -18,9 +18,10 @@ _PATTERNS = [
         re.compile(
             r"""(?i)(["']?(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|"""
             r"""refresh[_-]?token|access[_-]?token|authorization|consumer[_-]?secret)["']?\s*[:=]\s*)"""
-            r"""(["']?)[^"'\s,}&]+"""
+            r"""("[^"]*"|'[^']*'|[^"'\s,}&]+)"""
         ),
-        r"\1\2***",
+        # A quoted value is hidden whole (it may contain spaces), keeping its quotes.
+        lambda m: m.group(1) + (m.group(2)[0] + "***" + m.group(2)[0] if m.group(2)[0] in "\"'" else "***"),
     ),
 ]
 
@@ -31,10 +32,21 @@ def redact(text: str) -> str:
     return text
 
 
+_traceback_formatter = logging.Formatter()
+
+
 class RedactSecretsFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        # A traceback repeats the exception's message, so it is formatted here and scrubbed too;
+        # formatters print a record's `exc_text` when it is set instead of formatting `exc_info` again.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _traceback_formatter.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from .models import Membership, Tenant, TenantStatus
 
 SESSION_KEY = "current_tenant_id"
+SUSPENDED_MESSAGE = "Your company's account is suspended, so you have been signed out."
 
 
 def tenants_for_user(user) -> list[Tenant]:
@@ -24,15 +25,15 @@ def tenants_for_user(user) -> list[Tenant]:
     return [m.tenant for m in Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")]
 
 
-def resolve_tenant(request: HttpRequest) -> tuple[Tenant | None, bool]:
+def resolve_tenant(user, session) -> tuple[Tenant | None, bool]:
     """Return (tenant, refused): refused is true when the user belongs only to suspended tenants."""
-    tenants = tenants_for_user(request.user)
+    tenants = tenants_for_user(user)
     if not tenants:
         return None, False
     active = [t for t in tenants if t.status == TenantStatus.ACTIVE]
     if not active:
         return None, True
-    wanted = request.session.get(SESSION_KEY)
+    wanted = session.get(SESSION_KEY) if session is not None else None
     for tenant in active:
         if tenant.pk == wanted:
             return tenant, False
@@ -44,8 +45,11 @@ class CurrentTenantMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.tenant, refused = resolve_tenant(request)
+        request.tenant, refused = resolve_tenant(request.user, request.session)
         if refused and not request.user.is_staff:
             logout(request)
-            return render(request, "tenants/suspended.html", status=403)
+            if request.path.startswith("/api/"):
+                body = {"error": {"code": "account_suspended", "message": SUSPENDED_MESSAGE, "details": {}}}
+                return JsonResponse(body, status=403)
+            return render(request, "tenants/suspended.html", {"message": SUSPENDED_MESSAGE}, status=403)
         return self.get_response(request)

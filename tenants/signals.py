@@ -6,12 +6,14 @@ from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
 from . import audit
+from .middleware import resolve_tenant
 
 
 @receiver(user_logged_in)
 def audit_login(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
-    tenant = user.memberships.select_related("tenant").first()
-    audit.record("auth.login", request=request, actor=user, tenant=tenant.tenant if tenant else None, target=user)
+    # The tenant the user lands in: the middleware's choice for this session.
+    tenant, _refused = resolve_tenant(user, getattr(request, "session", None))
+    audit.record("auth.login", request=request, actor=user, tenant=tenant, target=user)
 
 
 @receiver(user_login_failed)

@@ -34,7 +34,8 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
             self.stdout.write(self.style.SUCCESS(f"Superadmin login: {username} / {password}"))
-        elif password and user.check_password(password):
+        elif settings.DEBUG and password and user.check_password(password):
+            # Development only: production logs never get a password that came from the environment.
             self.stdout.write(self.style.SUCCESS(f"Superadmin login: {username} / {password}"))
         else:
             self.stdout.write(f"Superadmin login: {username} (password unchanged; --reset-password sets a new one)")

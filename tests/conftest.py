@@ -40,9 +40,17 @@ def _service_markers(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
+    """Each test starts with an empty cache. On Redis only this project's keys are deleted
+    (`cache.clear()` would flush the whole Redis database, shared or not)."""
     from django.core.cache import cache
 
-    cache.clear()
+    if settings.REDIS_URL:
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        cache.clear()
     yield
 
 

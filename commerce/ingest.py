@@ -1,15 +1,467 @@
-"""Writing normalised records into commerce tables: one bulk statement per batch.
+"""Writing normalised records into commerce tables: one bulk statement per model per page.
 
 The sync engine, webhooks, uploads and the demo seeder all land rows through here, so a record
 from any source ends in the one row keyed by (connection, external id).
+
+`ingest(stream, source, records)` takes one page of `commerce.records` and writes it in one
+transaction. A record whose `updated_at` is not newer than the stored `platform_updated_at` is
+left alone with everything nested in it, so a late webhook or a slow sync page never overwrites
+newer data; a record without `updated_at` is always written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
+
+from .models import Customer, InventoryLevel, Order, OrderLine, Product, ProductVariant, Refund
+from .records import (
+    CustomerRecord,
+    IngestFailure,
+    IngestResult,
+    InventoryRecord,
+    OrderRecord,
+    ProductRecord,
+)
+
+UNIQUE_FIELDS = ["connection", "external_id"]
+
+# The columns a record sets; everything else on a row (reorder points, created_at) is the hub's own.
+CUSTOMER_FIELDS = [
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "country",
+    "accepts_marketing",
+    "tags",
+    "platform_created_at",
+    "platform_updated_at",
+    "raw",
+]
+ORDER_FIELDS = [
+    "number",
+    "channel",
+    "customer",
+    "email",
+    "status",
+    "financial_status",
+    "fulfillment_status",
+    "currency",
+    "subtotal",
+    "discounts",
+    "shipping",
+    "tax",
+    "total",
+    "placed_at",
+    "billing_address",
+    "shipping_address",
+    "platform_updated_at",
+    "raw",
+]
+LINE_FIELDS = ["order", "variant", "sku", "title", "quantity", "unit_price", "total", "platform_updated_at", "raw"]
+REFUND_FIELDS = ["order", "amount", "currency", "reason", "refunded_at", "platform_updated_at", "raw"]
+PRODUCT_FIELDS = ["title", "vendor", "product_type", "status", "platform_updated_at", "raw"]
+VARIANT_FIELDS = ["product", "sku", "title", "price", "currency", "platform_updated_at", "raw"]
+LEVEL_FIELDS = ["variant", "location_id", "location_name", "available", "platform_updated_at", "raw"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a page of records comes from: every row written gets this tenant and connection."""
+
+    tenant_id: int
+    connection_id: int
+    channel: str  # the platform, copied to Order.channel
+
+
+class UnknownStream(ValueError):
+    """`ingest` was given a stream name commerce has no ingester for."""
+
+
+class _Versioned(Protocol):
+    external_id: str
+    updated_at: datetime | None
+
+
+R = TypeVar("R", bound=_Versioned)
+Stored = dict[str, datetime | None]
+
+
+# --- Streams --------------------------------------------------------------------------------------
+
+
+def ingest(stream: str, source: Source, records: list) -> IngestResult:
+    try:
+        ingester = INGESTERS[stream]
+    except KeyError:
+        raise UnknownStream(f"Commerce has no ingester for the stream “{stream}”.") from None
+    return ingester(source, records)
+
+
+def ingest_customers(source: Source, records: list[CustomerRecord]) -> IngestResult:
+    with transaction.atomic():
+        customers, stored = _upsert_customers(source, records, timezone.now())
+    return _tally(records, customers, stored)
+
+
+def ingest_orders(source: Source, records: list[OrderRecord]) -> IngestResult:
+    """Upsert orders with their customers, lines and refunds. Lines no longer in a written order
+    are deleted."""
+    now = timezone.now()
+    with transaction.atomic():
+        orders, stored = _changed(Order, source, _latest(records))
+        # A skipped order's customer is a snapshot as old as the order, so it is skipped too. An
+        # order carries only part of its customer, so it creates missing customers but never
+        # overwrites one: the customers stream owns their details.
+        embedded = [order.customer for order in orders.values() if order.customer is not None]
+        _insert_missing_customers(source, embedded, now)
+        customer_ids = _ids(Customer, source, {customer.external_id for customer in embedded})
+        _write(
+            Order,
+            [_order_row(source, order, _version(order, stored), customer_ids, now) for order in orders.values()],
+            ORDER_FIELDS,
+        )
+        order_ids = _ids(Order, source, orders)
+        _write_lines(source, orders, stored, order_ids, now)
+        _write_refunds(source, orders, stored, order_ids, now)
+    return _tally(records, orders, stored)
+
+
+def ingest_products(source: Source, records: list[ProductRecord]) -> IngestResult:
+    """Upsert products, their variants and the variants' inventory levels. Each level of nesting
+    keeps the stale rule on its own `updated_at` as well as its parent's."""
+    now = timezone.now()
+    with transaction.atomic():
+        products, stored = _changed(Product, source, _latest(records))
+        _write(
+            Product,
+            [
+                Product(
+                    **_common(source, product.external_id, product.raw, _version(product, stored), now),
+                    title=product.title,
+                    vendor=product.vendor,
+                    product_type=product.product_type,
+                    status=product.status,
+                )
+                for product in products.values()
+            ],
+            PRODUCT_FIELDS,
+        )
+        product_ids = _ids(Product, source, products)
+
+        latest_variants = _latest(v for product in products.values() for v in product.variants)
+        variants, stored_variants = _changed(ProductVariant, source, latest_variants)
+        product_of = {
+            v.external_id: p.external_id
+            for p in products.values()
+            for v in p.variants
+            if variants.get(v.external_id) is v
+        }
+        _write(
+            ProductVariant,
+            [
+                ProductVariant(
+                    **_common(source, variant.external_id, variant.raw, _version(variant, stored_variants), now),
+                    product_id=product_ids[product_of[variant.external_id]],
+                    sku=variant.sku,
+                    title=variant.title,
+                    price=variant.price,
+                    currency=variant.currency,
+                )
+                for variant in variants.values()
+            ],
+            VARIANT_FIELDS,
+        )
+        variant_ids = _ids(ProductVariant, source, variants)
+
+        latest_levels = _latest(level for variant in variants.values() for level in variant.inventory)
+        levels, stored_levels = _changed(InventoryLevel, source, latest_levels)
+        # A level nested in a variant belongs to it, whatever its own variant_external_id says.
+        variant_of = {
+            level.external_id: variant_ids[v.external_id]
+            for v in variants.values()
+            for level in v.inventory
+            if levels.get(level.external_id) is level
+        }
+        _write(
+            InventoryLevel,
+            [_level_row(source, level, variant_of[level.external_id], stored_levels, now) for level in levels.values()],
+            LEVEL_FIELDS,
+        )
+    return _tally(records, products, stored)
+
+
+def ingest_inventory(source: Source, records: list[InventoryRecord]) -> IngestResult:
+    """Upsert stock levels of variants this connection already has; stock of an unknown variant
+    comes back as a failure for the caller to quarantine, and the rest is stored."""
+    now = timezone.now()
+    with transaction.atomic():
+        variant_ids = _ids(ProductVariant, source, {record.variant_external_id for record in records})
+        known = [record for record in records if record.variant_external_id in variant_ids]
+        levels, stored = _changed(InventoryLevel, source, _latest(known))
+        _write(
+            InventoryLevel,
+            [
+                _level_row(source, level, variant_ids[level.variant_external_id], stored, now)
+                for level in levels.values()
+            ],
+            LEVEL_FIELDS,
+        )
+    result = _tally(known, levels, stored)
+    result.failures = [
+        IngestFailure(
+            external_id=record.external_id,
+            payload=record.raw,
+            error=f"unknown variant “{record.variant_external_id}”: not synced from this connection yet.",
+        )
+        for record in records
+        if record.variant_external_id not in variant_ids
+    ]
+    return result
+
+
+INGESTERS: dict[str, Callable[[Source, list], IngestResult]] = {
+    "orders": ingest_orders,
+    "products": ingest_products,
+    "customers": ingest_customers,
+    "inventory": ingest_inventory,
+}
+
+
+# --- Rows -----------------------------------------------------------------------------------------
+
+
+def _common(source: Source, external_id: str, raw: dict[str, Any], version: datetime | None, now: datetime) -> dict:
+    return {
+        "tenant_id": source.tenant_id,
+        "connection_id": source.connection_id,
+        "external_id": external_id,
+        "platform_updated_at": version,
+        "raw": raw,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _upsert_customers(source: Source, records: Iterable[CustomerRecord], now: datetime) -> tuple[dict, Stored]:
+    customers, stored = _changed(Customer, source, _latest(records))
+    _write(
+        Customer,
+        [
+            Customer(
+                **_common(source, customer.external_id, customer.raw, _version(customer, stored), now),
+                email=customer.email,
+                first_name=customer.first_name,
+                last_name=customer.last_name,
+                phone=customer.phone,
+                country=customer.country,
+                accepts_marketing=customer.accepts_marketing,
+                tags=customer.tags,
+                platform_created_at=customer.created_at,
+            )
+            for customer in customers.values()
+        ],
+        CUSTOMER_FIELDS,
+    )
+    return customers, stored
+
+
+def _insert_missing_customers(source: Source, records: Iterable[CustomerRecord], now: datetime) -> None:
+    rows = [
+        Customer(
+            **_common(source, customer.external_id, customer.raw, customer.updated_at, now),
+            email=customer.email,
+            first_name=customer.first_name,
+            last_name=customer.last_name,
+            phone=customer.phone,
+            country=customer.country,
+            accepts_marketing=customer.accepts_marketing,
+            tags=customer.tags,
+            platform_created_at=customer.created_at,
+        )
+        for customer in _latest(records).values()
+    ]
+    if rows:
+        Customer.objects.bulk_create(sorted(rows, key=lambda row: row.external_id), ignore_conflicts=True)
+
+
+def _order_row(
+    source: Source, order: OrderRecord, version: datetime | None, customer_ids: dict[str, int], now: datetime
+) -> Order:
+    return Order(
+        **_common(source, order.external_id, order.raw, version, now),
+        number=order.number,
+        channel=source.channel,
+        customer_id=customer_ids[order.customer.external_id] if order.customer else None,
+        email=order.email,
+        status=order.status,
+        financial_status=order.financial_status,
+        fulfillment_status=order.fulfillment_status,
+        currency=order.currency,
+        subtotal=order.subtotal,
+        discounts=order.discounts,
+        shipping=order.shipping,
+        tax=order.tax,
+        total=order.total,
+        placed_at=order.placed_at,
+        billing_address=order.billing_address,
+        shipping_address=order.shipping_address,
+    )
+
+
+def _write_lines(
+    source: Source, orders: dict[str, OrderRecord], stored: Stored, order_ids: dict[str, int], now: datetime
+) -> None:
+    lines = {line.external_id: (order, line) for order in orders.values() for line in order.lines}
+    variant_ids = _ids(
+        ProductVariant, source, {line.variant_external_id for _, line in lines.values() if line.variant_external_id}
+    )
+    _write(
+        OrderLine,
+        [
+            OrderLine(
+                **_common(source, line.external_id, line.raw, _version(order, stored), now),
+                order_id=order_ids[order.external_id],
+                variant_id=variant_ids.get(line.variant_external_id),
+                sku=line.sku,
+                title=line.title,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                total=line.total,
+            )
+            for order, line in lines.values()
+        ],
+        LINE_FIELDS,
+    )
+    if order_ids:
+        _scoped(OrderLine, source).filter(order_id__in=list(order_ids.values())).exclude(
+            external_id__in=list(lines)
+        ).delete()
+
+
+def _write_refunds(
+    source: Source, orders: dict[str, OrderRecord], stored: Stored, order_ids: dict[str, int], now: datetime
+) -> None:
+    refunds = {refund.external_id: (order, refund) for order in orders.values() for refund in order.refunds}
+    _write(
+        Refund,
+        [
+            Refund(
+                **_common(source, refund.external_id, refund.raw, _version(order, stored), now),
+                order_id=order_ids[order.external_id],
+                amount=refund.amount,
+                currency=refund.currency,
+                reason=refund.reason,
+                refunded_at=refund.refunded_at,
+            )
+            for order, refund in refunds.values()
+        ],
+        REFUND_FIELDS,
+    )
+
+
+def _level_row(
+    source: Source, level: InventoryRecord, variant_id: int, stored: Stored, now: datetime
+) -> InventoryLevel:
+    return InventoryLevel(
+        **_common(source, level.external_id, level.raw, _version(level, stored), now),
+        variant_id=variant_id,
+        location_id=level.location_id,
+        location_name=level.location_name,
+        available=level.available,
+    )
+
+
+# --- Queries --------------------------------------------------------------------------------------
+
+
+def _scoped(model: type[models.Model], source: Source) -> models.QuerySet:
+    return model.objects.for_tenant(source.tenant_id).filter(connection_id=source.connection_id)
+
+
+def _latest(records: Iterable[R]) -> dict[str, R]:
+    """One record per external id (a page may repeat one): the later, unless it is older."""
+    latest: dict[str, R] = {}
+    for record in records:
+        kept = latest.get(record.external_id)
+        if kept is None or not _older(record.updated_at, kept.updated_at):
+            latest[record.external_id] = record
+    return latest
+
+
+def _changed(model: type[models.Model], source: Source, records: dict[str, R]) -> tuple[dict[str, R], Stored]:
+    """The records to write (new, newer than stored, or undated) and the stored versions.
+
+    The stored rows stay locked until the page commits, so a concurrent webhook or sync cannot
+    write between this comparison and the upsert (SQLite serialises writers anyway)."""
+    if not records:
+        return {}, {}
+    stored: Stored = dict(
+        _scoped(model, source)
+        .select_for_update()
+        .filter(external_id__in=list(records))
+        .order_by("pk")
+        .values_list("external_id", "platform_updated_at")
+    )
+    changed = {
+        external_id: record
+        for external_id, record in records.items()
+        if external_id not in stored or not _older_or_same(record.updated_at, stored[external_id])
+    }
+    return changed, stored
+
+
+def _older(a: datetime | None, b: datetime | None) -> bool:
+    return a is not None and b is not None and a < b
+
+
+def _older_or_same(a: datetime | None, b: datetime | None) -> bool:
+    return a is not None and b is not None and a <= b
+
+
+def _version(record: _Versioned, stored: Stored) -> datetime | None:
+    # An undated record keeps the stored version, so a later, older update still loses to it.
+    return record.updated_at if record.updated_at is not None else stored.get(record.external_id)
+
+
+def _write(model: type[models.Model], rows: Sequence[models.Model], update_fields: Iterable[str]) -> None:
+    if not rows:
+        return
+    # Sorted so concurrent pages take row locks in one order and cannot deadlock.
+    model.objects.bulk_create(
+        sorted(rows, key=lambda row: row.external_id),
+        update_conflicts=True,
+        unique_fields=UNIQUE_FIELDS,
+        update_fields=[*update_fields, "updated_at"],
+    )
+
+
+def _ids(model: type[models.Model], source: Source, external_ids: Collection[str]) -> dict[str, int]:
+    if not external_ids:
+        return {}
+    scoped = _scoped(model, source).filter(external_id__in=list(external_ids))
+    return dict(scoped.order_by().values_list("external_id", "pk"))
+
+
+def _tally(records: Iterable[R], written: dict[str, R], stored: Stored) -> IngestResult:
+    result = IngestResult()
+    for record in records:
+        if written.get(record.external_id) is not record:
+            result.unchanged += 1
+        elif record.external_id in stored:
+            result.updated += 1
+        else:
+            result.created += 1
+    return result
+
+
+# --- Rows built by the caller ---------------------------------------------------------------------
 
 
 def bulk_upsert(
@@ -17,24 +469,15 @@ def bulk_upsert(
 ) -> dict[str, int]:
     """Insert or update `rows` (all of one connection) by (connection, external_id) in one
     statement, and return the external id → primary key map for them (one more query), for
-    linking child rows."""
+    linking child rows. No stale check: for callers that build rows themselves (the demo seeder)."""
     if not rows:
         return {}
-    connection_ids = {row.connection_id for row in rows}
-    if len(connection_ids) != 1:
+    sources = {(row.tenant_id, row.connection_id) for row in rows}
+    if len(sources) != 1:
         raise ValueError("bulk_upsert takes the rows of one connection at a time.")
+    (tenant_id, connection_id) = sources.pop()
     now = timezone.now()
     for row in rows:
         row.updated_at = now
-    model.objects.bulk_create(
-        rows,
-        update_conflicts=True,
-        unique_fields=["connection", "external_id"],
-        update_fields=[*update_fields, "updated_at"],
-    )
-    external_ids = [row.external_id for row in rows]
-    return dict(
-        model.objects.filter(connection_id=rows[0].connection_id, external_id__in=external_ids).values_list(
-            "external_id", "pk"
-        )
-    )
+    _write(model, rows, update_fields)
+    return _ids(model, Source(tenant_id, connection_id, channel=""), {row.external_id for row in rows})

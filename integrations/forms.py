@@ -11,6 +11,8 @@ from django import forms
 
 from tenants.fields import SecretDict, mask
 
+from .errors import UnsafeURL
+from .http import validate_public_url
 from .models import Connection
 from .platforms import CATALOGUE, PlatformSpec
 
@@ -90,6 +92,12 @@ class ConnectionForm(forms.ModelForm):
             return cleaned
         if cleaned.get("platform") and cleaned["platform"] != self.spec.platform:
             raise forms.ValidationError("The platform changed while editing; reload the page.")
+        for name in ("base_url", PREFIX + "site_url"):
+            if cleaned.get(name):
+                try:
+                    validate_public_url(cleaned[name])
+                except UnsafeURL as error:
+                    self.add_error(name, str(error))
         return cleaned
 
     def changed_credentials(self) -> list[str]:

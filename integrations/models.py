@@ -28,6 +28,15 @@ class SyncFrequency(models.TextChoices):
     WEEKLY = "7d", "Weekly"
 
 
+FREQUENCY_SECONDS = {
+    SyncFrequency.EVERY_15_MIN: 15 * 60,
+    SyncFrequency.HOURLY: 3600,
+    SyncFrequency.EVERY_6_HOURS: 6 * 3600,
+    SyncFrequency.DAILY: 86400,
+    SyncFrequency.WEEKLY: 7 * 86400,
+}
+
+
 class Connection(TenantOwned):
     """One tenant's account on one platform. Credentials are encrypted at rest."""
 
@@ -47,6 +56,10 @@ class Connection(TenantOwned):
     enabled = models.BooleanField(default=True)
     cursors = models.JSONField(default=dict, blank=True, help_text="Per-stream sync position.")
     is_demo = models.BooleanField(default=False)
+    # The per-connection sync lease: a run holds it while it works and renews it per page; a run
+    # whose worker died loses it when it expires, so the next run can take over.
+    sync_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    sync_lease_owner = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -56,6 +69,10 @@ class Connection(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_platform_display()})"
+
+    @property
+    def frequency_seconds(self) -> int | None:
+        return FREQUENCY_SECONDS.get(self.sync_frequency)
 
     @property
     def spec(self):
@@ -68,3 +85,100 @@ class Connection(TenantOwned):
     @property
     def is_commerce(self) -> bool:
         return self.kind == Kind.COMMERCE
+
+
+class SyncTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Manual"
+    WEBHOOK = "webhook", "Webhook"
+    COMMAND = "command", "Command"
+    API = "api", "API"
+
+
+class SyncStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class SyncRun(TenantOwned):
+    """One sync of one connection: what was asked, how far it got, and what it wrote."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="sync_runs")
+    trigger = models.CharField(max_length=16, choices=SyncTrigger.choices, default=SyncTrigger.MANUAL)
+    streams = models.JSONField(default=list)
+    full = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=SyncStatus.choices, default=SyncStatus.QUEUED)
+    # {stream: {"seen": n, "total": n|None, "done": bool}}
+    progress = models.JSONField(default=dict, blank=True)
+    # {stream: {"created": n, "updated": n, "unchanged": n, "failed": n}}
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+        indexes = [
+            models.Index(fields=["connection", "-queued_at"], name="syncrun_connection_recent"),
+            models.Index(fields=["status", "queued_at"], name="syncrun_status_queued"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Sync #{self.pk} of {self.connection} ({self.status})"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def totals(self) -> dict[str, int]:
+        keys = ("created", "updated", "unchanged", "failed")
+        return {k: sum(int(c.get(k, 0)) for c in self.counts.values()) for k in keys}
+
+    @property
+    def percent(self) -> int | None:
+        """Overall progress, when every stream's total is known."""
+        if not self.progress:
+            return None
+        if self.status == SyncStatus.SUCCEEDED:
+            return 100
+        done = seen = 0
+        for stream in self.streams or self.progress.keys():
+            p = self.progress.get(stream, {})
+            if p.get("done"):
+                done += 1
+            elif p.get("total"):
+                seen += min(1.0, p.get("seen", 0) / p["total"])
+            elif p:
+                return None
+        return int(100 * (done + seen) / max(1, len(self.streams or self.progress)))
+
+
+class QuarantinedRecord(TenantOwned):
+    """A platform record that could not be mapped or stored, kept with its payload and error so a
+    person can see it and retry it; the rest of its sync went on."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="quarantined")
+    sync_run = models.ForeignKey(SyncRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    stream = models.CharField(max_length=32)
+    external_id = models.CharField(max_length=128, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["connection", "resolved_at"], name="quarantine_connection_open")]
+
+    def __str__(self) -> str:
+        return f"{self.stream} {self.external_id or '(no id)'}: {self.error[:60]}"

@@ -1,0 +1,149 @@
+"""The contract every connector keeps.
+
+A connector is built from a `Connection` and offers:
+
+- `check()` → `CheckResult`: are the credentials valid, which permissions are granted and missing,
+  a sample count per stream, the latency, and on failure a platform-specific hint. Never retries.
+- `read(stream, cursor, full=False)` → an iterator of `Page`s of normalised records
+  (`commerce.records`). Each page carries the cursor to store once the page is committed, so a
+  sync that stops resumes after the last committed page.
+
+Records a connector cannot map are yielded as `Failed(external_id, payload, error)` inside the
+page, so the sync engine quarantines them and goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+
+from ..errors import IntegrationError
+from ..http import HttpClient, RateBudget
+
+if TYPE_CHECKING:
+    from commerce.records import Record
+
+    from ..models import Connection
+
+
+@dataclass
+class Failed:
+    """A platform record that could not be mapped; kept with its payload for a person to see."""
+
+    external_id: str
+    payload: Any
+    error: str
+
+
+@dataclass
+class Page:
+    records: list[Record | Failed]
+    # The stream's cursor after this page: stored only after the page's records are committed.
+    cursor: dict[str, Any]
+    # Optional progress: records seen so far and the total, when the platform says.
+    total: int | None = None
+
+
+@dataclass
+class CheckResult:
+    ok: bool
+    message: str = ""
+    hint: str = ""
+    error_code: str = ""
+    granted: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    samples: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    latency_ms: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "message": self.message,
+            "hint": self.hint,
+            "error_code": self.error_code,
+            "granted": self.granted,
+            "missing": self.missing,
+            "samples": self.samples,
+            "warnings": self.warnings,
+            "latency_ms": self.latency_ms,
+            "details": self.details,
+        }
+
+    @classmethod
+    def failure(cls, error: IntegrationError, latency_ms: int | None = None) -> CheckResult:
+        return cls(ok=False, message=error.message, hint=error.hint, error_code=error.code, latency_ms=latency_ms)
+
+
+class Connector:
+    """Base for one platform. Subclasses set `streams` and implement `_check` and `read`."""
+
+    streams: tuple[str, ...] = ()
+
+    def __init__(self, connection: Connection, *, client: HttpClient | None = None) -> None:
+        self.connection = connection
+        self.credentials = connection.credentials or {}
+        spec = connection.spec
+        self.budget = RateBudget(f"connection:{connection.pk}", spec.rate_limit, spec.rate_burst)
+        self.client = client or HttpClient(
+            budget=self.budget, hints=self.hints(), allow_private=settings.INTEGRATIONS_ALLOW_PRIVATE_URLS
+        )
+
+    # --- What each connector provides ---
+
+    def hints(self):
+        from ..http import Hints
+
+        return Hints()
+
+    def _check(self) -> CheckResult:
+        raise NotImplementedError
+
+    def read(self, stream: str, cursor: dict[str, Any] | None, *, full: bool = False) -> Iterator[Page]:
+        raise NotImplementedError
+
+    def parse(self, stream: str, payload: Any) -> Record:
+        """Map one platform payload of `stream` to a normalised record; raise on a malformed one.
+        `read` uses it for every item (through `parse_all`), and the admin's "retry" on a
+        quarantined record calls it again on the stored payload."""
+        raise NotImplementedError
+
+    def parse_all(self, stream: str, payloads: list[Any], id_of=lambda p: p.get("id")) -> list[Record | Failed]:
+        """Parse a page's payloads; one that fails becomes `Failed` instead of stopping the page."""
+        out: list[Record | Failed] = []
+        for payload in payloads:
+            try:
+                out.append(self.parse(stream, payload))
+            except Exception as exc:  # a malformed record is quarantined, never fatal
+                try:
+                    external_id = str(id_of(payload) or "")
+                except Exception:
+                    external_id = ""
+                out.append(Failed(external_id, payload, f"{type(exc).__name__}: {exc}"))
+        return out
+
+    # --- Shared behaviour ---
+
+    def check(self) -> CheckResult:
+        """Run the connector's check, timed, and turn any error into a failed result."""
+        started = time.monotonic()
+        try:
+            result = self._check()
+        except IntegrationError as error:
+            return CheckResult.failure(error, latency_ms=int((time.monotonic() - started) * 1000))
+        result.latency_ms = int((time.monotonic() - started) * 1000)
+        return result
+
+    def credential(self, name: str) -> str:
+        from ..errors import ConfigurationError
+
+        value = (self.credentials.get(name) or "").strip()
+        if not value:
+            label = next((c.label for c in self.connection.spec.credentials if c.name == name), name)
+            raise ConfigurationError(f"The “{label}” credential is missing.", hint="Fill it in on the connection.")
+        return value

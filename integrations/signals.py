@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+from django_q.models import Schedule
+
+from .models import Connection
+from .tasks import schedule_name, update_schedule
+
+
+@receiver(post_save, sender=Connection)
+def keep_schedule_in_step(sender, instance: Connection, **kwargs) -> None:
+    update_fields = kwargs.get("update_fields")
+    if update_fields and not {"sync_frequency", "enabled", "is_demo"} & set(update_fields):
+        return
+    transaction.on_commit(lambda: update_schedule(instance))
+
+
+@receiver(post_delete, sender=Connection)
+def drop_schedule(sender, instance: Connection, **kwargs) -> None:
+    Schedule.objects.filter(name=schedule_name(instance)).delete()

@@ -1,0 +1,223 @@
+"""The sync engine: read pages from a connector and hand them to commerce's ingest.
+
+- One run per connection at a time, across workers and hosts: a lease on the connection row,
+  taken with one conditional UPDATE and renewed on every page.
+- Each page is committed with its cursor in one transaction, so a run that dies (worker killed,
+  database gone) resumes after the last committed page, and nothing is half-written.
+- Records that fail to map or store are quarantined with their payload; the run goes on.
+- Failures are recorded on the run and the connection, where a person sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.dispatch import Signal
+from django.utils import timezone
+
+from commerce.ingest import Source, ingest
+from commerce.records import IngestResult
+
+from .connectors import get_connector
+from .connectors.base import Connector, Failed
+from .errors import AuthError, IntegrationError
+from .models import Connection, ConnectionStatus, QuarantinedRecord, SyncRun, SyncStatus, SyncTrigger
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=10)
+
+# Sent after each committed page and at the end of a run: dashboards drop their cached figures.
+sync_committed = Signal()  # kwargs: tenant_id, connection_id, stream
+
+
+class SyncBusy(Exception):
+    """Another run holds this connection's lease."""
+
+
+def acquire_lease(connection: Connection, owner: str) -> bool:
+    now = timezone.now()
+    taken = (
+        Connection.objects.filter(pk=connection.pk)
+        .filter(Q(sync_lease_until__isnull=True) | Q(sync_lease_until__lt=now) | Q(sync_lease_owner=owner))
+        .update(sync_lease_until=now + LEASE, sync_lease_owner=owner)
+    )
+    return taken == 1
+
+
+def renew_lease(connection: Connection, owner: str) -> None:
+    updated = Connection.objects.filter(pk=connection.pk, sync_lease_owner=owner).update(
+        sync_lease_until=timezone.now() + LEASE
+    )
+    if not updated:
+        raise SyncBusy("This run lost the connection's sync lease to another run.")
+
+
+def release_lease(connection: Connection, owner: str) -> None:
+    Connection.objects.filter(pk=connection.pk, sync_lease_owner=owner).update(
+        sync_lease_until=None, sync_lease_owner=""
+    )
+
+
+def create_run(
+    connection: Connection, streams: list[str] | None = None, *, full: bool = False, trigger: str = SyncTrigger.MANUAL
+) -> SyncRun:
+    return SyncRun.objects.create(
+        tenant_id=connection.tenant_id,
+        connection=connection,
+        trigger=trigger,
+        streams=list(streams or []),
+        full=full,
+    )
+
+
+def run_sync(
+    connection: Connection,
+    streams: list[str] | None = None,
+    *,
+    full: bool = False,
+    trigger: str = SyncTrigger.MANUAL,
+    run: SyncRun | None = None,
+    connector: Connector | None = None,
+    on_progress: Callable[[SyncRun], None] | None = None,
+) -> SyncRun:
+    """Sync `streams` (default: every stream of the platform) of one connection and return the run."""
+    connector = connector or get_connector(connection)
+    if run is None:
+        run = create_run(connection, streams, full=full, trigger=trigger)
+    run.streams = list(streams or run.streams or connector.streams)
+    unknown = sorted(set(run.streams) - set(connector.streams))
+    if unknown:
+        return _finish(run, SyncStatus.FAILED, f"Unknown stream(s) for this platform: {', '.join(unknown)}.", "config")
+    # The run's own id: a run redelivered after its worker died takes its lease back at once.
+    owner = f"run-{run.pk}"
+    if not acquire_lease(connection, owner):
+        return _finish(run, SyncStatus.SKIPPED, "Another sync of this connection is running.", "busy")
+
+    run.status, run.started_at, run.heartbeat_at = SyncStatus.RUNNING, timezone.now(), timezone.now()
+    run.save(update_fields=["status", "streams", "started_at", "heartbeat_at"])
+    source = Source(tenant_id=connection.tenant_id, connection_id=connection.pk, channel=connection.platform)
+    try:
+        for stream in run.streams:
+            _sync_stream(connector, connection, run, stream, source, owner, on_progress)
+    except IntegrationError as error:
+        _record_failure(connection, error)
+        return _finish(run, SyncStatus.FAILED, str(error), error.code)
+    except SyncBusy as error:
+        return _finish(run, SyncStatus.FAILED, str(error), "busy")
+    except Exception:
+        logger.exception("Sync run %s of connection %s crashed", run.pk, connection.pk)
+        return _finish(run, SyncStatus.FAILED, "The sync stopped on an internal error; it has been logged.", "internal")
+    finally:
+        release_lease(connection, owner)
+    Connection.objects.filter(pk=connection.pk).exclude(status=ConnectionStatus.DISABLED).update(
+        status=ConnectionStatus.CONNECTED, last_error=""
+    )
+    return _finish(run, SyncStatus.SUCCEEDED)
+
+
+def _sync_stream(connector, connection, run, stream, source, owner, on_progress) -> None:
+    cursor = None if run.full else (connection.cursors or {}).get(stream)
+    counts = run.counts.setdefault(stream, {"created": 0, "updated": 0, "unchanged": 0, "failed": 0})
+    progress = run.progress.setdefault(stream, {"seen": 0, "total": None, "done": False})
+    for page in connector.read(stream, cursor, full=run.full):
+        records = [r for r in page.records if not isinstance(r, Failed)]
+        failed = [r for r in page.records if isinstance(r, Failed)]
+        with transaction.atomic():
+            result: IngestResult = ingest(stream, source, records) if records else IngestResult()
+            quarantine(connection, run, stream, failed, result)
+            _store_cursor(connection, stream, page.cursor)
+            counts["created"] += result.created
+            counts["updated"] += result.updated
+            counts["unchanged"] += result.unchanged
+            counts["failed"] += len(failed) + len(result.failures)
+            progress["seen"] += len(page.records)
+            progress["total"] = page.total if page.total is not None else progress["total"]
+            run.heartbeat_at = timezone.now()
+            run.save(update_fields=["counts", "progress", "heartbeat_at"])
+        sync_committed.send(
+            sender=SyncRun, tenant_id=source.tenant_id, connection_id=source.connection_id, stream=stream
+        )
+        renew_lease(connection, owner)
+        if on_progress:
+            on_progress(run)
+    progress["done"] = True
+    run.save(update_fields=["progress"])
+
+
+def _store_cursor(connection: Connection, stream: str, cursor: dict[str, Any]) -> None:
+    # Re-read inside the page's transaction: only this run writes cursors (it holds the lease),
+    # but the connection row may have been edited in the admin meanwhile.
+    current = Connection.objects.select_for_update().only("cursors").get(pk=connection.pk)
+    cursors = dict(current.cursors or {})
+    cursors[stream] = cursor
+    Connection.objects.filter(pk=connection.pk).update(cursors=cursors)
+    connection.cursors = cursors
+
+
+def quarantine(connection, run, stream, failed: list[Failed], result: IngestResult) -> None:
+    rows = [
+        QuarantinedRecord(
+            tenant_id=connection.tenant_id,
+            connection=connection,
+            sync_run=run,
+            stream=stream,
+            external_id=f.external_id[:128],
+            payload=_jsonable(f.payload),
+            error=f.error[:2000],
+        )
+        for f in [*failed, *result.failures]
+    ]
+    if rows:
+        QuarantinedRecord.objects.bulk_create(rows)
+
+
+def _jsonable(payload: Any) -> Any:
+    if isinstance(payload, (dict, list, str, int, float, bool)) or payload is None:
+        return payload
+    return {"repr": repr(payload)[:5000]}
+
+
+def _record_failure(connection: Connection, error: IntegrationError) -> None:
+    status = ConnectionStatus.NEEDS_REAUTH if isinstance(error, AuthError) else ConnectionStatus.FAILING
+    Connection.objects.filter(pk=connection.pk).exclude(status=ConnectionStatus.DISABLED).update(
+        status=status, last_error=str(error)[:2000]
+    )
+
+
+def _finish(run: SyncRun, status: str, error: str = "", code: str = "") -> SyncRun:
+    now = timezone.now()
+    run.status, run.error, run.error_code, run.finished_at = status, error, code, now
+    run.started_at = run.started_at or now
+    run.save(update_fields=["status", "error", "error_code", "finished_at", "started_at", "streams"])
+    sync_committed.send(sender=SyncRun, tenant_id=run.tenant_id, connection_id=run.connection_id, stream=None)
+    return run
+
+
+def retry_quarantined(record: QuarantinedRecord) -> bool:
+    """Parse and store a quarantined record again; mark it resolved when it goes in."""
+    connection = record.connection
+    connector = get_connector(connection)
+    source = Source(tenant_id=connection.tenant_id, connection_id=connection.pk, channel=connection.platform)
+    record.attempts += 1
+    try:
+        parsed = connector.parse(record.stream, record.payload)
+        with transaction.atomic():
+            result = ingest(record.stream, source, [parsed])
+            if result.failures:
+                raise ValueError(result.failures[0].error)
+            record.resolved_at = timezone.now()
+            record.save(update_fields=["attempts", "resolved_at"])
+    except Exception as exc:  # the record stays quarantined with the new error
+        record.error = f"{type(exc).__name__}: {exc}"[:2000]
+        record.save(update_fields=["attempts", "error"])
+        return False
+    sync_committed.send(
+        sender=SyncRun, tenant_id=connection.tenant_id, connection_id=connection.pk, stream=record.stream
+    )
+    return True

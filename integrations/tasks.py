@@ -1,0 +1,76 @@
+"""Task-cluster work for integrations. Tasks take ids, are idempotent, and record their outcome on
+the sync run, never only in the task result."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+from .models import Connection, SyncRun, SyncStatus, SyncTrigger
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_sync(
+    connection: Connection, streams: list[str] | None = None, *, full: bool = False, trigger: str = SyncTrigger.MANUAL
+) -> SyncRun:
+    from .sync import create_run
+
+    run = create_run(connection, streams, full=full, trigger=trigger)
+    # Enqueue once the run row is committed, so the worker always finds it.
+    transaction.on_commit(lambda: async_task("integrations.tasks.sync_run", run.pk, task_name=f"sync-run-{run.pk}"))
+    return run
+
+
+def sync_run(run_id: int) -> str:
+    """Run a queued sync. Delivered again if a worker dies: a run that already finished is left alone;
+    one that was running resumes from its committed cursors."""
+    from .sync import run_sync
+
+    run = SyncRun.objects.select_related("connection").filter(pk=run_id).first()
+    if run is None or run.status in {SyncStatus.SUCCEEDED, SyncStatus.FAILED, SyncStatus.SKIPPED}:
+        return "nothing to do"
+    run = run_sync(run.connection, run.streams or None, full=run.full, trigger=run.trigger, run=run)
+    return run.status
+
+
+def scheduled_sync(connection_id: int) -> str:
+    connection = Connection.objects.filter(pk=connection_id, enabled=True).first()
+    if connection is None:
+        return "connection disabled or gone"
+    from .sync import create_run, run_sync
+
+    run = run_sync(connection, trigger=SyncTrigger.SCHEDULE, run=create_run(connection, trigger=SyncTrigger.SCHEDULE))
+    return run.status
+
+
+def schedule_name(connection: Connection) -> str:
+    return f"sync-connection-{connection.pk}"
+
+
+def update_schedule(connection: Connection) -> None:
+    """Keep the connection's django-q2 schedule in step with its frequency and enabled flag."""
+    name = schedule_name(connection)
+    seconds = connection.frequency_seconds
+    if not connection.enabled or seconds is None or connection.is_demo:
+        Schedule.objects.filter(name=name).delete()
+        return
+    minutes = max(1, seconds // 60)
+    existing = Schedule.objects.filter(name=name).first()
+    if existing and existing.minutes == minutes and existing.args == repr((connection.pk,)):
+        return
+    Schedule.objects.update_or_create(
+        name=name,
+        defaults={
+            "func": "integrations.tasks.scheduled_sync",
+            "args": repr((connection.pk,)),
+            "schedule_type": Schedule.MINUTES,
+            "minutes": minutes,
+            "repeats": -1,
+            "next_run": timezone.now() + timezone.timedelta(minutes=minutes),
+        },
+    )

@@ -158,11 +158,13 @@ class RateBudget:
 
     def acquire(self, *, max_wait: float = 300.0) -> None:
         waited = 0.0
+        honoured_pause = False
         while True:
             now = time.time()
             paused_until = cache.get(f"{self.key}:paused") or 0
-            if paused_until > now:
+            if paused_until > now and not honoured_pause:
                 delay = paused_until - now
+                honoured_pause = True
             else:
                 key, window_end = self._window_key(now)
                 cache.add(key, 0, timeout=int(self.window * 2) + 1)
@@ -274,15 +276,18 @@ class HttpClient:
                     return response
                 error = self.error_for(response)
                 delay = parse_retry_after(response.headers.get("Retry-After"))
-                if response.status_code == 429 and self.budget is not None:
-                    self.budget.pause(delay if delay is not None else self._backoff(attempt))
                 if response.status_code not in RETRY_STATUSES:
                     raise error
             if attempt >= retries:
                 raise error
             wait = min(delay, MAX_RETRY_AFTER) if delay is not None else self._backoff(attempt)
+            if isinstance(error, RateLimited) and self.budget is not None:
+                # Every worker of this connection holds off, and this request waits in acquire().
+                self.budget.pause(wait)
+                wait = 0.0
             logger.info("%s %s failed (%s); retry %d in %.1fs", method, _safe_url(url), error.code, attempt + 1, wait)
-            self.sleep(wait)
+            if wait:
+                self.sleep(wait)
             attempt += 1
 
     def _backoff(self, attempt: int) -> float:

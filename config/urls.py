@@ -4,7 +4,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from rest_framework.routers import SimpleRouter
 
-from commerce.api import OrderViewSet
+from commerce.api import CustomerViewSet, InventoryViewSet, OrderViewSet, ProductViewSet
+from integrations.api import ConnectionViewSet, PlatformViewSet, SyncRunViewSet
 from tenants import api as tenants_api
 from tenants import views as tenants_views
 from tenants.forms import ThrottledAuthenticationForm
@@ -16,6 +17,12 @@ router = SimpleRouter()
 # into "/", so the optional-slash pattern is set on the instance, before `router.urls` is built.
 router.trailing_slash = "/?"
 router.register("orders", OrderViewSet, basename="order")
+router.register("products", ProductViewSet, basename="product")
+router.register("customers", CustomerViewSet, basename="customer")
+router.register("inventory", InventoryViewSet, basename="inventory")
+router.register("platforms", PlatformViewSet, basename="platform")
+router.register("integrations", ConnectionViewSet, basename="integration")
+router.register("sync-runs", SyncRunViewSet, basename="sync-run")
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:home", permanent=False)),

@@ -250,7 +250,7 @@ class HttpClient:
         self.attempts = 0  # requests actually sent, for tests and benchmarks
 
     def request(self, method: str, url: str, *, retry: bool = True, **kwargs: Any) -> requests.Response:
-        """Send a request; return the 2xx/3xx response or raise an IntegrationError."""
+        """Send a request; return the 2xx response or raise an IntegrationError."""
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("allow_redirects", False)
         retries = self.max_retries if retry else 0
@@ -272,8 +272,17 @@ class HttpClient:
                 error = Unavailable("The request timed out.", hint=self.hints.timeout)
                 delay = None
             else:
-                if response.status_code < 400:
+                if response.status_code < 300:
                     return response
+                if response.status_code < 400:
+                    # Redirects are never followed (one could lead to a private address), so a
+                    # platform that answers with one has a URL to fix.
+                    target = _safe_url(response.headers.get("Location", "")) if response.headers.get("Location") else ""
+                    raise BadResponse(
+                        f"The platform redirected to {target or 'another address'}.",
+                        hint="Check the address (https, www, path) and use the one it redirects to.",
+                        status=response.status_code,
+                    )
                 error = self.error_for(response)
                 delay = parse_retry_after(response.headers.get("Retry-After"))
                 if response.status_code not in RETRY_STATUSES:

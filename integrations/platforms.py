@@ -109,6 +109,14 @@ CATALOGUE: dict[str, PlatformSpec] = {
                 _F("consumer_key", "Consumer key", secret=True, example="ck_…"),
                 _F("consumer_secret", "Consumer secret", secret=True, example="cs_…"),
                 _F("api_version", "API version", required=False, example="wc/v3", choices=("wc/v3",)),
+                _F(
+                    "allow_insecure_http",
+                    "Allow plain http",
+                    required=False,
+                    help_text="Only for a store without HTTPS, with the operator's explicit permission: requests "
+                    "are then signed with OAuth 1.0a instead of sending the keys.",
+                    choices=("true",),
+                ),
             ),
             scopes=("read",),
             streams=COMMERCE_STREAMS,

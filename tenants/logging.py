@@ -17,7 +17,7 @@ _PATTERNS = [
     (
         re.compile(
             r"""(?i)(["']?(?:password|passwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret|"""
-            r"""refresh[_-]?token|access[_-]?token|authorization|consumer[_-]?secret)["']?\s*[:=]\s*)"""
+            r"""refresh[_-]?token|access[_-]?token|authorization|consumer[_-]?secret|consumer[_-]?key)["']?\s*[:=]\s*)"""
             r"""("[^"]*"|'[^']*'|[^"'\s,}&]+)"""
         ),
         # A quoted value is hidden whole (it may contain spaces), keeping its quotes.

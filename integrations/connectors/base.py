@@ -90,9 +90,11 @@ class Connector:
         self.credentials = connection.credentials or {}
         spec = connection.spec
         self.budget = RateBudget(f"connection:{connection.pk}", spec.rate_limit, spec.rate_burst)
-        self.client = client or HttpClient(
-            budget=self.budget, hints=self.hints(), allow_private=settings.INTEGRATIONS_ALLOW_PRIVATE_URLS
-        )
+        if client is None:
+            client = HttpClient(budget=self.budget, allow_private=settings.INTEGRATIONS_ALLOW_PRIVATE_URLS)
+        # An injected client (tests, benchmarks) still speaks this platform's hints.
+        client.hints = self.hints()
+        self.client = client
 
     # --- What each connector provides ---
 

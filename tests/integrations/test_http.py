@@ -234,9 +234,11 @@ def test_a_name_that_resolves_to_loopback_is_refused(local_server):
 
 def test_a_redirect_to_loopback_is_not_followed(local_server):
     with responses.RequestsMock() as mock:
-        mock.get(URL, status=302, headers={"Location": f"http://{local_server}/"})
-        response = HttpClient(allow_private=False).request("GET", URL)
-    assert response.status_code == 302
+        mock.get(URL, status=302, headers={"Location": f"http://{local_server}/admin?token=x"})
+        with pytest.raises(BadResponse, match="redirected to") as raised:
+            HttpClient(allow_private=False).request("GET", URL)
+        assert len(mock.calls) == 1
+    assert "token" not in str(raised.value)
 
 
 def test_local_servers_are_reachable_when_allowed(local_server):

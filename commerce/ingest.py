@@ -339,10 +339,10 @@ def _write_lines(
         ],
         LINE_FIELDS,
     )
-    if order_ids:
-        _scoped(OrderLine, source).filter(order_id__in=list(order_ids.values())).exclude(
-            external_id__in=list(lines)
-        ).delete()
+    # Only orders that were stored before can have lines that are gone; a new order has none.
+    rewritten = [order_ids[external_id] for external_id in orders if external_id in stored]
+    if rewritten:
+        _scoped(OrderLine, source).filter(order_id__in=rewritten).exclude(external_id__in=list(lines)).delete()
 
 
 def _write_refunds(

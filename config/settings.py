@@ -179,6 +179,10 @@ API_KEY_PREFIX = env.str("API_KEY_PREFIX", default="hub")
 # Outbound requests to user-supplied URLs refuse loopback/private/link-local/metadata addresses
 # unless this is on (local development and tests against local fake servers).
 INTEGRATIONS_ALLOW_PRIVATE_URLS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_URLS", default=False)
+# The Shopify Admin GraphQL API version every request is pinned to.
+SHOPIFY_API_VERSION = env.str("SHOPIFY_API_VERSION", default="2025-10")
+# A full Shopify sync of a stream with more records than this uses a bulk operation (JSONL export).
+SHOPIFY_BULK_THRESHOLD = env.int("SHOPIFY_BULK_THRESHOLD", default=10000)
 
 # --- I18N -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -11,6 +11,7 @@ from django.utils.safestring import mark_safe
 
 from tenants import audit
 
+from .connectors import CONNECTORS
 from .connectors.base import CheckResult
 from .forms import PREFIX, ConnectionForm
 from .http import RateBudget
@@ -248,6 +249,12 @@ class ConnectionAdmin(admin.ModelAdmin):
         full = request.POST.get("full") == "1"
         if not connection.enabled:
             self.message_user(request, "This connection is disabled: enable it first.", messages.ERROR)
+        elif connection.platform not in CONNECTORS:
+            self.message_user(
+                request,
+                f"{connection.get_platform_display()} cannot be synced yet: it has no connector.",
+                messages.ERROR,
+            )
         else:
             run = request_sync(connection, full=full, trigger=SyncTrigger.MANUAL, request=request)
             self.message_user(
@@ -275,13 +282,13 @@ class ConnectionAdmin(admin.ModelAdmin):
     @admin.action(description="Sync now")
     def sync_selected(self, request: HttpRequest, queryset) -> None:
         queued = 0
-        for connection in queryset.filter(enabled=True).select_related("tenant"):
+        for connection in queryset.filter(enabled=True, platform__in=CONNECTORS).select_related("tenant"):
             request_sync(connection, trigger=SyncTrigger.MANUAL, request=request)
             queued += 1
-        skipped = queryset.filter(enabled=False).count()
+        skipped = queryset.exclude(enabled=True, platform__in=CONNECTORS).count()
         text = f"{queued} sync(s) queued."
         if skipped:
-            text += f" {skipped} disabled connection(s) skipped."
+            text += f" {skipped} disabled or not yet syncable connection(s) skipped."
         self.message_user(request, text, messages.SUCCESS)
 
 

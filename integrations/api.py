@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from tenants import audit
 from tenants.api import TenantScopedViewSet
 
+from .connectors import CONNECTORS
 from .models import Connection, SyncRun, SyncTrigger
 from .platforms import CATALOGUE
 from .serializers import (
@@ -148,6 +149,8 @@ class ConnectionViewSet(
         body.is_valid(raise_exception=True)
         if not connection.enabled:
             raise Conflict('This connection is disabled: enable it first (PATCH {"enabled": true}).')
+        if connection.platform not in CONNECTORS:
+            raise Conflict(f"{connection.get_platform_display()} cannot be synced yet: it has no connector.")
         run = request_sync(
             connection,
             body.validated_data["streams"] or None,

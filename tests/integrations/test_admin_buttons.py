@@ -162,3 +162,10 @@ def test_the_test_connections_command_exits_non_zero_on_a_failure(shop, monkeypa
     with pytest.raises(Exception, match="1 connection test"):
         call_command("test_connections")
     assert "check the access token" in capsys.readouterr().out
+
+
+def test_sync_now_on_a_platform_without_a_connector_says_so(admin_client, tenant_a, make_connection):
+    amazon = make_connection(tenant_a, "amazon")
+    response = admin_client.post(f"/admin/integrations/connection/{amazon.pk}/sync/", follow=True)
+    assert "cannot be synced yet" in response.content.decode()
+    assert not SyncRun.objects.exists()

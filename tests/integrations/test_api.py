@@ -629,6 +629,14 @@ def test_sync_of_a_disabled_connection_is_409(api_client, write_key, shop_a):
     assert not SyncRun.objects.exists()
 
 
+def test_sync_of_a_platform_without_a_connector_is_409(api_client, write_key, make_connection, tenant_a):
+    ebay = make_connection(tenant_a, "ebay", credentials={"client_id": "app", "client_secret": "cert"})
+    response = api_client.post(f"/api/v1/integrations/{ebay.pk}/sync", **bearer(write_key))
+    assert response.status_code == 409
+    assert "no connector" in response.json()["error"]["message"]
+    assert not SyncRun.objects.exists()
+
+
 def test_sync_needs_integrations_write(api_client, read_key, shop_a):
     response = api_client.post(f"/api/v1/integrations/{shop_a.pk}/sync", **bearer(read_key))
     assert response.status_code == 403

@@ -15,6 +15,8 @@ class SuperAdminConfig(AdminConfig):
 
     def ready(self) -> None:
         super().ready()
+        from . import db
         from .tasks import ensure_schedules
 
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="hub-ensure-schedules")
+        db.install()

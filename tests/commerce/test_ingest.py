@@ -474,3 +474,15 @@ def test_two_tenants_with_equal_external_ids_stay_separate(tenant_a, tenant_b, m
             assert set(model.objects.for_tenant(tenant).values_list("connection_id", flat=True)) == {src.connection_id}
         line_row = OrderLine.objects.for_tenant(tenant).get()
         assert line_row.variant.tenant_id == line_row.order.customer.tenant_id == tenant.pk
+
+
+def test_raw_payloads_with_quotes_backslashes_and_braces_round_trip(source):
+    tricky = {"note": 'say "hi" \\ {a,b} NULL', "nested": {"q": '"\\"'}, "list": ["", " ", ","]}
+    record = order("1001")
+    record.raw = tricky
+    for item in record.lines:
+        item.raw = tricky
+    ingest_orders(source, [record, order("1002")])
+    stored = Order.objects.get(external_id="1001")
+    assert stored.raw == tricky
+    assert all(line.raw == tricky for line in stored.lines.all())

@@ -74,3 +74,12 @@ def update_schedule(connection: Connection) -> None:
             "next_run": timezone.now() + timezone.timedelta(minutes=minutes),
         },
     )
+
+
+def next_sync_times(connections) -> dict[int, object]:
+    """When each connection's schedule runs next (one query), for dashboards."""
+    names = {schedule_name(c): c.pk for c in connections}
+    return {
+        names[name]: next_run
+        for name, next_run in Schedule.objects.filter(name__in=list(names)).values_list("name", "next_run")
+    }

@@ -82,7 +82,20 @@ class TenantAdmin(admin.ModelAdmin):
                 ("Owner login", {"fields": ["owner_email", "owner_password1", "owner_password2"]}),
             ]
         return [
-            (None, {"fields": ["name", "slug", "contact_email", "status", "base_currency", "time_zone"]}),
+            (
+                None,
+                {
+                    "fields": [
+                        "name",
+                        "slug",
+                        "contact_email",
+                        "status",
+                        "base_currency",
+                        "time_zone",
+                        "default_reorder_point",
+                    ]
+                },
+            ),
             ("Record", {"fields": ["created_at", "is_demo"]}),
         ]
 

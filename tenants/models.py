@@ -40,6 +40,9 @@ class Tenant(models.Model):
     status = models.CharField(max_length=16, choices=TenantStatus.choices, default=TenantStatus.ACTIVE)
     base_currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    default_reorder_point = models.PositiveIntegerField(
+        default=5, help_text="Stock at or below this is low, for variants without their own reorder point."
+    )
     is_demo = models.BooleanField(default=False, help_text="Created by seed_demo; safe to delete.")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 

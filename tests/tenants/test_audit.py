@@ -194,6 +194,7 @@ def test_suspending_a_client_on_its_change_page_is_recorded(admin_client, tenant
             "status": TenantStatus.SUSPENDED,
             "base_currency": tenant_a.base_currency,
             "time_zone": tenant_a.time_zone,
+            "default_reorder_point": "5",
             "memberships-TOTAL_FORMS": "0",
             "memberships-INITIAL_FORMS": "0",
         },

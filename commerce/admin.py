@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 
-from .models import Customer, InventoryLevel, Order, OrderLine, Product, ProductVariant, Refund
+from tenants.models import Tenant, TenantStatus
+
+from .models import Customer, ImportJob, ImportKind, InventoryLevel, Order, OrderLine, Product, ProductVariant, Refund
+from .upload_formats import UploadError
+from .upload_views import job_page
+from .uploads import create_job, max_upload_bytes
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -86,3 +94,69 @@ class InventoryLevelAdmin(ReadOnlyAdmin):
     search_fields = ["variant__sku", "variant__product__title"]
     list_select_related = ["tenant", "variant"]
     exclude = ["raw"]
+
+
+class AdminUploadForm(forms.Form):
+    tenant = forms.ModelChoiceField(label="Client", queryset=Tenant.objects.filter(status=TenantStatus.ACTIVE))
+    kind = forms.ChoiceField(label="What the file holds", choices=ImportKind.choices)
+    file = forms.FileField()
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    """Every client's uploads, read-only. "Add" uploads a file on a client's behalf, and each job
+    opens on the same preview, mapping, errors and progress page the client sees."""
+
+    list_display = [
+        "original_filename",
+        "tenant",
+        "kind",
+        "status",
+        "rows_total",
+        "rows_invalid",
+        "rows_imported",
+        "records_created",
+        "records_updated",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["status", "kind", "tenant"]
+    list_select_related = ["tenant", "created_by"]
+    search_fields = ["original_filename", "tenant__name"]
+    date_hierarchy = "created_at"
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = AdminUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                job = create_job(data["tenant"], data["file"], data["kind"], user=request.user, request=request)
+            except UploadError as error:
+                form.add_error("file", str(error))
+            else:
+                return redirect("admin:commerce_importjob_change", job.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Upload for a client",
+            "opts": self.opts,
+            "form": form,
+            "max_megabytes": max_upload_bytes() // (1024 * 1024),
+        }
+        return render(request, "uploads/admin_new.html", context, status=400 if form.errors else 200)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        job = get_object_or_404(ImportJob.objects.select_related("tenant", "created_by"), pk=object_id)
+        if not self.has_view_permission(request, job):
+            raise PermissionDenied
+        context = {**self.admin_site.each_context(request), "title": str(job), "opts": self.opts}
+        return job_page(
+            request, job, editable=self.has_add_permission(request), template="uploads/admin_job.html", extra=context
+        )

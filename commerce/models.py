@@ -7,8 +7,10 @@ payload beside the promoted columns. Money is Decimal beside its currency; times
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -146,7 +148,14 @@ class Order(CommerceRecord):
     class Meta(CommerceRecord.Meta):
         ordering = ["-placed_at"]
         indexes = [
-            models.Index(fields=["tenant", "placed_at"], name="order_tenant_placed"),
+            # Covering the columns the dashboard aggregates, so its sums are index-only scans.
+            models.Index(
+                fields=["tenant", "placed_at"],
+                include=["status", "currency", "total", "channel", "customer"],
+                name="order_tenant_placed_totals",
+            ),
+            # A customer's earlier orders, for new versus returning customers.
+            models.Index(fields=["tenant", "customer", "placed_at"], include=["status"], name="order_tenant_customer"),
             models.Index(fields=["tenant", "channel", "placed_at"], name="order_tenant_channel_placed"),
             models.Index(fields=["tenant", "fulfillment_status"], name="order_tenant_fulfillment"),
             models.Index(fields=["tenant", "updated_at"], name="order_tenant_updated"),
@@ -184,3 +193,81 @@ class Refund(CommerceRecord):
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} on {self.order}"
+
+
+class ImportKind(models.TextChoices):
+    ORDERS = "orders", "Orders"
+    PRODUCTS = "products", "Products"
+    CUSTOMERS = "customers", "Customers"
+
+
+class ImportFormat(models.TextChoices):
+    CSV = "csv", "CSV"
+    JSON = "json", "JSON"
+    XML = "xml", "XML"
+
+
+class ImportStatus(models.TextChoices):
+    DRAFT = "draft", "Waiting for column mapping"
+    VALIDATING = "validating", "Validating"
+    INVALID = "invalid", "Has invalid rows"
+    IMPORTING = "importing", "Importing"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(TenantOwned):
+    """One uploaded file (orders, products or customers) and its way into the tenant's data.
+
+    The file lives in the uploads storage under a name made of the tenant id and the job's uuid;
+    validation and import run on the task cluster and record their progress here."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=16, choices=ImportKind.choices)
+    format = models.CharField(max_length=8, choices=ImportFormat.choices)
+    original_filename = models.CharField(max_length=255)
+    stored_path = models.CharField(max_length=255, editable=False)
+    size = models.BigIntegerField(default=0)
+    columns = models.JSONField(default=list, blank=True, help_text="The file's columns, in order.")
+    # {target field: file column}
+    mapping = models.JSONField(default=dict, blank=True)
+    day_first = models.BooleanField(default=False, help_text="Read 03/04/2025 as 3 April, not March 4.")
+    status = models.CharField(max_length=16, choices=ImportStatus.choices, default=ImportStatus.DRAFT)
+    import_valid_only = models.BooleanField(default=False)
+    # Rows processed in the current phase (validation, then import); during import it is also where
+    # a redelivered task resumes, so it is committed with each batch.
+    progress = models.PositiveIntegerField(default=0)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_valid = models.PositiveIntegerField(default=0)
+    rows_invalid = models.PositiveIntegerField(default=0)
+    rows_imported = models.PositiveIntegerField(default=0)
+    records_created = models.PositiveIntegerField(default=0)
+    records_updated = models.PositiveIntegerField(default=0)
+    # The first row errors: [{"row", "column", "field", "message"}]
+    errors = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True, help_text="Why the job failed, for people.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["tenant", "-created_at"], name="importjob_tenant_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} upload {self.original_filename} ({self.get_status_display()})"
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in {ImportStatus.VALIDATING, ImportStatus.IMPORTING}
+
+    @property
+    def percent(self) -> int | None:
+        if self.status == ImportStatus.DONE:
+            return 100
+        if self.status == ImportStatus.IMPORTING and self.rows_total:
+            return min(100, int(100 * self.progress / self.rows_total))
+        return None

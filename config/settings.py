@@ -184,6 +184,13 @@ SHOPIFY_API_VERSION = env.str("SHOPIFY_API_VERSION", default="2025-10")
 # A full Shopify sync of a stream with more records than this uses a bulk operation (JSONL export).
 SHOPIFY_BULK_THRESHOLD = env.int("SHOPIFY_BULK_THRESHOLD", default=10000)
 
+# --- Manual uploads -------------------------------------------------------------------------------
+# Where uploaded CSV/JSON/XML files are kept (per tenant and job), and the largest file accepted.
+UPLOADS_DIR = env.path("UPLOADS_DIR", default=BASE_DIR / "var" / "uploads")
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=200 * 1024 * 1024)
+# Uploads stream to a temporary file beyond this size instead of staying in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
 # --- I18N -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

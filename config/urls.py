@@ -34,6 +34,7 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("dashboard/uploads/", include("commerce.upload_urls")),
     path("dashboard/", include("commerce.urls")),
     path("dashboard/switch/<slug:slug>/", tenants_views.switch_tenant, name="switch-tenant"),
     path("api/v1/me", tenants_api.me, name="api-me"),

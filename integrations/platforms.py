@@ -17,6 +17,7 @@ class Platform(models.TextChoices):
     AMAZON = "amazon", "Amazon SP-API"
     EBAY = "ebay", "eBay"
     TIKTOK = "tiktok", "TikTok Shop"
+    MANUAL = "manual", "Manual upload"
     STRIPE = "stripe", "Stripe"
     PAYPAL = "paypal", "PayPal"
     SQUARE = "square", "Square"
@@ -182,6 +183,15 @@ CATALOGUE: dict[str, PlatformSpec] = {
             rate_burst=10,
             docs_url="https://partner.tiktokshop.com/docv2",
             oauth=True,
+        ),
+        # Files a client (or a superadmin for them) uploads: no credentials and nothing to sync.
+        # Each tenant has one such connection; commerce.uploads creates it on the first import.
+        PlatformSpec(
+            Platform.MANUAL,
+            "Manual upload",
+            Kind.COMMERCE,
+            (),
+            extra={"upload_formats": ["csv", "json", "xml"]},
         ),
         PlatformSpec(
             Platform.STRIPE,

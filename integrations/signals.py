@@ -5,8 +5,16 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django_q.models import Schedule
 
+from commerce import metrics
+
 from .models import Connection
+from .sync import sync_committed
 from .tasks import schedule_name, update_schedule
+
+
+@receiver(sync_committed, dispatch_uid="commerce-metrics-invalidate")
+def drop_cached_metrics(sender, tenant_id: int, **kwargs) -> None:
+    metrics.invalidate(tenant_id)
 
 
 @receiver(post_save, sender=Connection)

@@ -1,11 +1,13 @@
 """Shared fixtures. Tests run on SQLite by default and on DATABASE_URL when it is set.
 
-Tests marked `postgres` or `redis` need that service: without it they are skipped, unless
-REQUIRE_SERVICES=1 (as in CI), where a missing service fails them instead.
+Tests marked `postgres` or `redis` need that service, and tests marked `browser` need Playwright and
+Chromium at /usr/bin/chromium: without it they are skipped, unless REQUIRE_SERVICES=1 (as in CI),
+where a missing service fails them instead.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from datetime import timedelta
 from decimal import Decimal
@@ -22,6 +24,7 @@ from integrations.models import Connection
 from tenants.models import ApiKey, Membership, Role, Tenant
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+CHROMIUM = "/usr/bin/chromium"
 
 
 def _unavailable(reason: str) -> None:
@@ -36,6 +39,11 @@ def _service_markers(request: pytest.FixtureRequest) -> None:
         _unavailable("PostgreSQL is not configured (set DATABASE_URL=postgres://…)")
     if request.node.get_closest_marker("redis") and not settings.REDIS_URL:
         _unavailable("Redis is not configured (set REDIS_URL=redis://…)")
+    if request.node.get_closest_marker("browser"):
+        if not os.path.exists(CHROMIUM):
+            _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+        if importlib.util.find_spec("playwright") is None:
+            _unavailable("Playwright is not installed (pip install -r requirements-dev.txt)")
 
 
 @pytest.fixture(autouse=True)

@@ -127,6 +127,7 @@ class SyncRun(TenantOwned):
         indexes = [
             models.Index(fields=["connection", "-queued_at"], name="syncrun_connection_recent"),
             models.Index(fields=["status", "queued_at"], name="syncrun_status_queued"),
+            models.Index(fields=["status", "finished_at"], name="syncrun_status_finished"),
         ]
 
     def __str__(self) -> str:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tenants import audit
 
-from .connectors import get_connector
+from .connectors import CONNECTORS, get_connector
 from .connectors.base import CheckResult
 from .errors import IntegrationError
 from .models import Connection, ConnectionStatus, SyncRun, SyncStatus
@@ -18,9 +18,17 @@ from .models import Connection, ConnectionStatus, SyncRun, SyncStatus
 
 def test_connection(connection: Connection, *, request=None, actor=None) -> CheckResult:
     """Run the connector's check, record the result on the connection and in the audit log."""
+    if connection.platform not in CONNECTORS:
+        # Nothing to test (manual uploads, or a platform whose connector is still to come): say
+        # so without marking the connection failing.
+        return CheckResult(
+            ok=False,
+            message=f"{connection.get_platform_display()} connections cannot be tested yet.",
+            error_code="not_testable",
+        )
     try:
         result = get_connector(connection).check()
-    except IntegrationError as error:  # e.g. no connector for the platform, a missing credential
+    except IntegrationError as error:  # e.g. a missing credential
         result = CheckResult.failure(error)
     if result.ok:
         status = ConnectionStatus.CONNECTED

@@ -50,14 +50,6 @@ def acquire_lease(connection: Connection, owner: str) -> bool:
     return taken == 1
 
 
-def renew_lease(connection: Connection, owner: str) -> None:
-    updated = Connection.objects.filter(pk=connection.pk, sync_lease_owner=owner).update(
-        sync_lease_until=timezone.now() + LEASE
-    )
-    if not updated:
-        raise SyncBusy("This run lost the connection's sync lease to another run.")
-
-
 def release_lease(connection: Connection, owner: str) -> None:
     Connection.objects.filter(pk=connection.pk, sync_lease_owner=owner).update(
         sync_lease_until=None, sync_lease_owner=""
@@ -99,6 +91,8 @@ def run_sync(
     if not acquire_lease(connection, owner):
         return _finish(run, SyncStatus.SKIPPED, "Another sync of this connection is running.", "busy")
 
+    # The stored cursors, not the caller's copy: another run may have moved them since it loaded.
+    connection.cursors = Connection.objects.values_list("cursors", flat=True).get(pk=connection.pk)
     run.status, run.started_at, run.heartbeat_at = SyncStatus.RUNNING, timezone.now(), timezone.now()
     run.save(update_fields=["status", "streams", "started_at", "heartbeat_at"])
     source = Source(tenant_id=connection.tenant_id, connection_id=connection.pk, channel=connection.platform)
@@ -131,7 +125,7 @@ def _sync_stream(connector, connection, run, stream, source, owner, on_progress)
         with transaction.atomic():
             result: IngestResult = ingest(stream, source, records) if records else IngestResult()
             quarantine(connection, run, stream, failed, result)
-            _store_cursor(connection, stream, page.cursor)
+            _commit_position(connection, owner, stream, page.cursor)
             counts["created"] += result.created
             counts["updated"] += result.updated
             counts["unchanged"] += result.unchanged
@@ -143,20 +137,22 @@ def _sync_stream(connector, connection, run, stream, source, owner, on_progress)
         sync_committed.send(
             sender=SyncRun, tenant_id=source.tenant_id, connection_id=source.connection_id, stream=stream
         )
-        renew_lease(connection, owner)
         if on_progress:
             on_progress(run)
     progress["done"] = True
     run.save(update_fields=["progress"])
 
 
-def _store_cursor(connection: Connection, stream: str, cursor: dict[str, Any]) -> None:
-    # Re-read inside the page's transaction: only this run writes cursors (it holds the lease),
-    # but the connection row may have been edited in the admin meanwhile.
-    current = Connection.objects.select_for_update().only("cursors").get(pk=connection.pk)
-    cursors = dict(current.cursors or {})
-    cursors[stream] = cursor
-    Connection.objects.filter(pk=connection.pk).update(cursors=cursors)
+def _commit_position(connection: Connection, owner: str, stream: str, cursor: dict[str, Any]) -> None:
+    """Store the stream's cursor and renew the lease in one statement, inside the page's
+    transaction. Only the lease holder writes cursors (the admin and the API save other columns
+    only), so the in-memory copy is current; a run that lost its lease rolls its page back."""
+    cursors = {**(connection.cursors or {}), stream: cursor}
+    updated = Connection.objects.filter(pk=connection.pk, sync_lease_owner=owner).update(
+        cursors=cursors, sync_lease_until=timezone.now() + LEASE
+    )
+    if not updated:
+        raise SyncBusy("This run lost the connection's sync lease to another run; its last page was not kept.")
     connection.cursors = cursors
 
 

@@ -178,6 +178,30 @@ def test_an_expired_lease_of_a_dead_worker_is_taken_over(shop):
     assert run.status == SyncStatus.SUCCEEDED
 
 
+def test_a_run_that_loses_its_lease_keeps_no_page_after_losing_it(shop):
+    class Stealing(ListConnector):
+        def read(self, stream, cursor, *, full=False):
+            for index, page in enumerate(super().read(stream, cursor, full=full)):
+                if index == 1:  # another run took over (e.g. this worker stalled past the lease)
+                    type(shop).objects.filter(pk=shop.pk).update(sync_lease_owner="another-run")
+                yield page
+
+    run = run_sync(shop, ["orders"], connector=Stealing(shop, pages_of(30)))
+    assert run.status == SyncStatus.FAILED
+    assert "lost the connection's sync lease" in run.error
+    assert Order.objects.count() == 10
+    shop.refresh_from_db()
+    assert shop.cursors["orders"] == {"page": 1}
+
+
+def test_a_run_starts_from_the_stored_cursor_not_a_stale_copy(shop):
+    stale = type(shop).objects.get(pk=shop.pk)
+    run_sync(shop, ["orders"], connector=ListConnector(shop, pages_of(20)))
+    reader = ListConnector(stale, pages_of(20))
+    run_sync(stale, ["orders"], connector=reader)
+    assert reader.cursors_seen[0] == ("orders", {"page": 2})
+
+
 def test_the_lease_is_released_after_a_run(shop):
     run_sync(shop, ["orders"], connector=ListConnector(shop, pages_of(10)))
     shop.refresh_from_db()

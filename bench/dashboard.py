@@ -112,7 +112,16 @@ def generate_tenant(
     channels: list[tuple[str, int]],
 ) -> None:
     """One tenant's connections, customers, catalogue, stock, orders, lines and refunds."""
-    from commerce.models import Customer, InventoryLevel, Order, OrderLine, Product, ProductVariant, Refund
+    from commerce.models import (
+        Customer,
+        InventoryLevel,
+        Order,
+        OrderLine,
+        Product,
+        ProductVariant,
+        Refund,
+        first_counted_order,
+    )
     from integrations.models import Connection
 
     now = datetime.now(UTC)
@@ -188,6 +197,7 @@ def generate_tenant(
         *["billing_address", "shipping_address"],
     ]
     line_columns = [*COMMON, "order_id", "variant_id", "sku", "title", "quantity", "unit_price", "total"]
+    line_columns += ["placed_at", "currency", "counted"]  # copies of the order's (see OrderLine)
     refund_columns = [*COMMON, "order_id", "amount", "currency", "reason", "refunded_at"]
     next_order = writer.next_id(Order)
     channel_of, currency_of = picker(rng, channels), picker(rng, CURRENCIES)
@@ -203,12 +213,13 @@ def generate_tenant(
             connection = connection_of[channel]
             currency = currency_of()
             subtotal = zero
+            lines = []
             for k in range(rng.choice((1, 1, 2))):
                 v = rng.randrange(variants)
                 quantity = rng.choice((1, 1, 1, 2, 3))
                 total = prices[v] * quantity
                 subtotal += total
-                line_rows.append(
+                lines.append(
                     (
                         *(tenant.pk, connection, f"l{n}-{k}", "{}", stamp, stamp),
                         *(order_id, first_variant + v, f"SKU-{v:05}", f"Product {v // 2}", quantity, prices[v], total),
@@ -222,6 +233,7 @@ def generate_tenant(
             else:
                 fulfilment = "partial" if rng.random() < 0.2 else "unfulfilled"
             status = "cancelled" if cancelled else "completed" if fulfilment == "fulfilled" else "open"
+            line_rows.extend((*row, writer.stamp(placed), currency, not cancelled) for row in lines)
             customer = first_customer + rng.randrange(customers) if customers and rng.random() < 0.9 else None
             order_rows.append(
                 (
@@ -243,6 +255,8 @@ def generate_tenant(
         writer.write(Order, order_columns, order_rows)
         writer.write(OrderLine, line_columns, line_rows)
         writer.write(Refund, refund_columns, refund_rows)
+    # Each customer's first counted order, in the one statement commerce.ingest refreshes it with.
+    Customer.objects.for_tenant(tenant).update(first_order_at=first_counted_order())
 
 
 def generate(orders: int, noise_tenants: int, noise_orders: int) -> None:

@@ -17,9 +17,21 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from .models import Customer, InventoryLevel, Order, OrderLine, Product, ProductVariant, Refund
+from .models import (
+    Customer,
+    InventoryLevel,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    ProductVariant,
+    Refund,
+    refresh_first_orders,
+    refresh_line_copies,
+)
 from .records import (
     CustomerRecord,
     IngestFailure,
@@ -64,7 +76,12 @@ ORDER_FIELDS = [
     "platform_updated_at",
     "raw",
 ]
-LINE_FIELDS = ["order", "variant", "sku", "title", "quantity", "unit_price", "total", "platform_updated_at", "raw"]
+# A line's copies of its order's columns, for the dashboard (see OrderLine).
+LINE_COPIES = ["placed_at", "currency", "counted"]
+LINE_FIELDS = [
+    *["order", "variant", "sku", "title", "quantity", "unit_price", "total", "platform_updated_at", "raw"],
+    *LINE_COPIES,
+]
 REFUND_FIELDS = ["order", "amount", "currency", "reason", "refunded_at", "platform_updated_at", "raw"]
 PRODUCT_FIELDS = ["title", "vendor", "product_type", "status", "platform_updated_at", "raw"]
 VARIANT_FIELDS = ["product", "sku", "title", "price", "currency", "platform_updated_at", "raw"]
@@ -112,16 +129,20 @@ def ingest_customers(source: Source, records: list[CustomerRecord]) -> IngestRes
 
 def ingest_orders(source: Source, records: list[OrderRecord]) -> IngestResult:
     """Upsert orders with their customers, lines and refunds. Lines no longer in a written order
-    are deleted."""
+    are deleted. Every line of a written order is rewritten with it, copies of the order's columns
+    included, and the customers the written orders point at, now or before, get their
+    first_order_at recomputed."""
     now = timezone.now()
     with transaction.atomic():
-        orders, stored = _changed(Order, source, _latest(records))
+        orders, stored, before = _changed_with(Order, source, _latest(records), "customer_id")
         # A skipped order's customer is a snapshot as old as the order, so it is skipped too. An
         # order carries only part of its customer, so it creates missing customers but never
         # overwrites one: the customers stream owns their details.
         embedded = [order.customer for order in orders.values() if order.customer is not None]
         _insert_missing_customers(source, embedded, now)
-        customer_ids = _ids(Customer, source, {customer.external_id for customer in embedded})
+        # The customers the written orders point at now and those they pointed at before.
+        left = {before[external_id][0] for external_id in orders if external_id in before} - {None}
+        customer_ids = _lock_customers(source, {customer.external_id for customer in embedded}, left)
         _write(
             Order,
             [_order_row(source, order, _version(order, stored), customer_ids, now) for order in orders.values()],
@@ -130,6 +151,8 @@ def ingest_orders(source: Source, records: list[OrderRecord]) -> IngestResult:
         order_ids = _ids(Order, source, orders)
         _write_lines(source, orders, stored, order_ids, now)
         _write_refunds(source, orders, stored, order_ids, now)
+        # An order moved to another customer may have been the first of the one it left.
+        refresh_first_orders([*customer_ids.values(), *left])
     return _tally(records, orders, stored)
 
 
@@ -334,6 +357,9 @@ def _write_lines(
                 quantity=line.quantity,
                 unit_price=line.unit_price,
                 total=line.total,
+                placed_at=order.placed_at,
+                currency=order.currency,
+                counted=order.status != OrderStatus.CANCELLED,
             )
             for order, line in lines.values()
         ],
@@ -400,21 +426,34 @@ def _changed(model: type[models.Model], source: Source, records: dict[str, R]) -
 
     The stored rows stay locked until the page commits, so a concurrent webhook or sync cannot
     write between this comparison and the upsert (SQLite serialises writers anyway)."""
+    changed, stored, _ = _changed_with(model, source, records)
+    return changed, stored
+
+
+def _changed_with(
+    model: type[models.Model], source: Source, records: dict[str, R], *columns: str
+) -> tuple[dict[str, R], Stored, dict[str, tuple]]:
+    """`_changed`, and the stored rows' values of `columns` in the same query."""
     if not records:
-        return {}, {}
-    stored: Stored = dict(
+        return {}, {}, {}
+    rows = (
         _scoped(model, source)
         .select_for_update()
         .filter(external_id__in=list(records))
         .order_by("pk")
-        .values_list("external_id", "platform_updated_at")
+        .values_list("external_id", "platform_updated_at", *columns)
     )
+    stored: Stored = {}
+    values: dict[str, tuple] = {}
+    for external_id, version, *rest in rows:
+        stored[external_id] = version
+        values[external_id] = tuple(rest)
     changed = {
         external_id: record
         for external_id, record in records.items()
         if external_id not in stored or not _older_or_same(record.updated_at, stored[external_id])
     }
-    return changed, stored
+    return changed, stored, values
 
 
 def _older(a: datetime | None, b: datetime | None) -> bool:
@@ -449,6 +488,25 @@ def _ids(model: type[models.Model], source: Source, external_ids: Collection[str
     return dict(scoped.order_by().values_list("external_id", "pk"))
 
 
+def _lock_customers(source: Source, external_ids: Collection[str], also: Collection[int]) -> dict[str, int]:
+    """The external id → primary key map of these customers, locked until the page commits with
+    the customers of ids `also`, in one query.
+
+    first_order_at is recomputed from the orders a statement sees: of two pages writing orders of
+    one customer at once, the second waits here until the first commits, so its recomputation
+    sees the first's orders. Locked in external id order, as upserts lock, so no deadlock."""
+    if not external_ids and not also:
+        return {}
+    rows = (
+        _scoped(Customer, source)
+        .filter(Q(external_id__in=list(external_ids)) | Q(pk__in=list(also)))
+        .select_for_update()
+        .order_by("external_id")
+        .values_list("external_id", "pk")
+    )
+    return {external_id: pk for external_id, pk in rows if external_id in external_ids}
+
+
 def _tally(records: Iterable[R], written: dict[str, R], stored: Stored) -> IngestResult:
     result = IngestResult()
     for record in records:
@@ -469,15 +527,39 @@ def bulk_upsert(
 ) -> dict[str, int]:
     """Insert or update `rows` (all of one connection) by (connection, external_id) in one
     statement, and return the external id → primary key map for them (one more query), for
-    linking child rows. No stale check: for callers that build rows themselves (the demo seeder)."""
+    linking child rows. No stale check: for callers that build rows themselves (the demo seeder).
+
+    What is derived from orders is kept as `ingest_orders` keeps it, in a few more statements:
+    order lines get their order's copies, and orders refresh their lines' copies and their
+    customers' first_order_at."""
     if not rows:
         return {}
     sources = {(row.tenant_id, row.connection_id) for row in rows}
     if len(sources) != 1:
         raise ValueError("bulk_upsert takes the rows of one connection at a time.")
     (tenant_id, connection_id) = sources.pop()
+    source = Source(tenant_id, connection_id, channel="")
     now = timezone.now()
     for row in rows:
         row.updated_at = now
+    external_ids = {row.external_id for row in rows}
+    if model is OrderLine:
+        _copy_orders_onto(rows)
+        update_fields = [*update_fields, *(name for name in LINE_COPIES if name not in update_fields)]
+    if model is Order:
+        customers_before = _scoped(Order, source).filter(external_id__in=list(external_ids)).values_list("customer_id")
+        customers = {row.customer_id for row in rows} | {pk for (pk,) in customers_before}
     _write(model, rows, update_fields)
-    return _ids(model, Source(tenant_id, connection_id, channel=""), {row.external_id for row in rows})
+    ids = _ids(model, source, external_ids)
+    if model is Order:
+        refresh_line_copies(ids.values())
+        refresh_first_orders(customers)
+    return ids
+
+
+def _copy_orders_onto(lines: Sequence[OrderLine]) -> None:
+    orders = Order.objects.filter(pk__in={line.order_id for line in lines}).only("placed_at", "currency", "status")
+    by_id = {order.pk: order for order in orders}
+    for line in lines:
+        order = by_id[line.order_id]
+        line.placed_at, line.currency, line.counted = order.placed_at, order.currency, order.counted

@@ -8,10 +8,12 @@ payload beside the promoted columns. Money is Decimal beside its currency; times
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Exists, Min, OuterRef, Subquery
 from django.utils import timezone
 
 from tenants.models import TenantOwned
@@ -48,9 +50,16 @@ class Customer(CommerceRecord):
     accepts_marketing = models.BooleanField(default=False)
     tags = models.JSONField(default=list, blank=True)
     platform_created_at = models.DateTimeField(null=True, blank=True)
+    # The placed_at of the customer's earliest counted (not cancelled) order, or empty without one.
+    # Derived, never set by a record: every write of orders refreshes it (`refresh_first_orders`),
+    # so the dashboard tells new from returning customers without searching their earlier orders.
+    first_order_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta(CommerceRecord.Meta):
-        indexes = [models.Index(fields=["tenant", "email"], name="customer_tenant_email")]
+        indexes = [
+            models.Index(fields=["tenant", "email"], name="customer_tenant_email"),
+            models.Index(fields=["tenant", "first_order_at"], name="customer_tenant_first_order"),
+        ]
 
     def __str__(self) -> str:
         return self.full_name or self.email or self.external_id
@@ -164,6 +173,28 @@ class Order(CommerceRecord):
     def __str__(self) -> str:
         return f"#{self.number}"
 
+    @property
+    def counted(self) -> bool:
+        """Whether the order counts in figures: every order that is not cancelled."""
+        return self.status != OrderStatus.CANCELLED
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        # The customer as stored, so a save that moves the order refreshes the one it left too.
+        instance._stored_customer_id = instance.__dict__.get("customer_id")
+        return instance
+
+    def save(self, *args, **kwargs) -> None:
+        """Save one order and keep what is derived from it current, as commerce.ingest does for a
+        page: its lines' copies of its columns and its customers' first_order_at."""
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        if not adding:
+            self.lines.update(placed_at=self.placed_at, currency=self.currency, counted=self.counted)
+        refresh_first_orders([self.customer_id, getattr(self, "_stored_customer_id", None)])
+        self._stored_customer_id = self.customer_id
+
 
 class OrderLine(CommerceRecord):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
@@ -173,12 +204,28 @@ class OrderLine(CommerceRecord):
     quantity = models.IntegerField(default=1)
     unit_price = money()
     total = money()
+    # Copies of the order's columns, written with the line (commerce.ingest, `save`) and rewritten
+    # whenever the order is, so top products aggregates a period's lines without joining orders.
+    placed_at = models.DateTimeField(editable=False)
+    currency = models.CharField(max_length=3, editable=False)
+    counted = models.BooleanField(editable=False, help_text="The order is not cancelled.")
 
     class Meta(CommerceRecord.Meta):
-        pass
+        indexes = [
+            # Covering what top products aggregates, so its sums are index-only scans.
+            models.Index(
+                fields=["tenant", "placed_at"],
+                include=["counted", "currency", "sku", "title", "quantity", "total"],
+                name="orderline_tenant_placed",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.quantity} x {self.title}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.placed_at, self.currency, self.counted = self.order.placed_at, self.order.currency, self.order.counted
+        super().save(*args, **kwargs)
 
 
 class Refund(CommerceRecord):
@@ -193,6 +240,45 @@ class Refund(CommerceRecord):
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} on {self.order}"
+
+
+# --- Derived columns -------------------------------------------------------------------------------
+
+
+def refresh_first_orders(customer_ids: Iterable[int | None]) -> None:
+    """Set `first_order_at` of these customers from their orders, in one UPDATE.
+
+    Recomputed rather than adjusted, so it stays right whatever changed: an order placed earlier
+    arriving late, the first order cancelled, an order moved to another customer (refresh both)."""
+    ids = sorted({pk for pk in customer_ids if pk is not None})
+    if ids:
+        Customer.objects.filter(pk__in=ids).update(first_order_at=first_counted_order())
+
+
+def first_counted_order() -> Subquery:
+    """The placed_at of the earliest counted order of the outer query's customer, or NULL."""
+    return Subquery(
+        Order.objects.filter(tenant=OuterRef("tenant"), customer=OuterRef("pk"))
+        .exclude(status=OrderStatus.CANCELLED)
+        .order_by()
+        .values("customer")
+        .annotate(first=Min("placed_at"))
+        .values("first")
+    )
+
+
+def refresh_line_copies(order_ids: Iterable[int]) -> None:
+    """Copy each order's placed_at, currency and counted onto its lines, in one UPDATE (for rows
+    written without commerce.ingest, which writes lines with their copies)."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return
+    order = Order.objects.filter(pk=OuterRef("order_id"))
+    OrderLine.objects.filter(order_id__in=ids).update(
+        placed_at=Subquery(order.values("placed_at")),
+        currency=Subquery(order.values("currency")),
+        counted=Exists(order.exclude(status=OrderStatus.CANCELLED)),
+    )
 
 
 class ImportKind(models.TextChoices):

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
+from django.apps import apps as django_apps
 from django.db import IntegrityError, connection
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
@@ -13,6 +16,7 @@ from commerce.ingest import (
     INGESTERS,
     Source,
     UnknownStream,
+    bulk_upsert,
     ingest,
     ingest_customers,
     ingest_inventory,
@@ -324,7 +328,10 @@ def test_ingesting_orders_takes_the_same_number_of_queries_for_20_and_200_orders
         assert OrderLine.objects.filter(connection_id=src.connection_id).count() == 2 * count
         return len(first), len(update)
 
-    assert queries_for(20) == queries_for(200)
+    # Within a savepoint: lock and read the stored orders, insert missing customers, read their ids,
+    # upsert the orders, read their ids, read the variants' ids, upsert the lines, (on an update)
+    # delete lines that are gone, upsert the refunds, and refresh the customers' first_order_at.
+    assert queries_for(20) == queries_for(200) == (11, 12)
 
 
 def test_ingesting_other_streams_takes_the_same_number_of_queries_for_few_and_many_records(
@@ -486,3 +493,234 @@ def test_raw_payloads_with_quotes_backslashes_and_braces_round_trip(source):
     stored = Order.objects.get(external_id="1001")
     assert stored.raw == tricky
     assert all(line.raw == tricky for line in stored.lines.all())
+
+
+# --- Derived columns: first orders and the lines' copies of their order ---------------------------
+
+
+def first_order_of(external_id: str):
+    return Customer.objects.get(external_id=external_id).first_order_at
+
+
+def test_a_customers_first_order_is_set_when_their_orders_arrive(source):
+    alice, bob = CustomerRecord("alice"), CustomerRecord("bob")
+
+    ingest_orders(
+        source,
+        [
+            order("1001", customer=alice, placed_at=at(-5)),
+            order("1002", customer=alice, placed_at=at(-9)),
+            order("1003", customer=bob, placed_at=at(-1)),
+            order("1004", placed_at=at(-20)),  # a guest's
+        ],
+    )
+
+    assert (first_order_of("alice"), first_order_of("bob")) == (at(-9), at(-1))
+
+
+def test_an_earlier_order_arriving_later_moves_the_first_order_back(source):
+    alice = CustomerRecord("alice")
+    ingest_orders(source, [order("1001", customer=alice, placed_at=at(-5))])
+
+    ingest_orders(source, [order("1002", customer=alice, placed_at=at(-30))])
+    ingest_orders(source, [order("1003", customer=alice, placed_at=at(-10))])
+
+    assert first_order_of("alice") == at(-30)
+
+
+def test_a_customer_stored_before_their_orders_gets_a_first_order(source):
+    ingest_customers(source, [CustomerRecord("alice", first_name="Alice", updated_at=T0)])
+    assert first_order_of("alice") is None
+
+    ingest_orders(source, [order("1001", customer=CustomerRecord("alice"), placed_at=at(-5))])
+
+    assert first_order_of("alice") == at(-5)
+    # The customers stream owns the details and never touches the derived column.
+    ingest_customers(source, [CustomerRecord("alice", first_name="Alicia", updated_at=at(1))])
+    assert first_order_of("alice") == at(-5)
+
+
+def test_cancelling_the_first_order_moves_the_first_order_to_the_next_counted_one(source):
+    alice = CustomerRecord("alice")
+    ingest_orders(
+        source,
+        [
+            order("1001", customer=alice, placed_at=at(-30)),
+            order("1002", customer=alice, placed_at=at(-10), status="cancelled"),
+            order("1003", customer=alice, placed_at=at(-5)),
+        ],
+    )
+    assert first_order_of("alice") == at(-30)
+
+    ingest_orders(source, [order("1001", updated_at=at(1), customer=alice, placed_at=at(-30), status="cancelled")])
+    assert first_order_of("alice") == at(-5)
+
+    ingest_orders(source, [order("1003", updated_at=at(1), customer=alice, placed_at=at(-5), status="cancelled")])
+    assert first_order_of("alice") is None
+
+
+def test_an_order_moved_to_another_customer_refreshes_both(source):
+    alice, bob = CustomerRecord("alice"), CustomerRecord("bob")
+    ingest_orders(
+        source,
+        [
+            order("1001", customer=alice, placed_at=at(-30)),
+            order("1002", customer=alice, placed_at=at(-10)),
+            order("1003", customer=bob, placed_at=at(-20)),
+        ],
+    )
+
+    ingest_orders(source, [order("1001", updated_at=at(1), customer=bob, placed_at=at(-30))])
+
+    assert (first_order_of("alice"), first_order_of("bob")) == (at(-10), at(-30))
+
+    # To a guest checkout: the customer it left is refreshed all the same.
+    ingest_orders(source, [order("1001", updated_at=at(2), customer=None, placed_at=at(-30))])
+
+    assert (first_order_of("alice"), first_order_of("bob")) == (at(-10), at(-20))
+
+
+def test_a_stale_order_update_leaves_the_first_order_alone(source):
+    alice = CustomerRecord("alice")
+    ingest_orders(source, [order("1001", updated_at=at(2), customer=alice, placed_at=at(-30))])
+
+    ingest_orders(source, [order("1001", updated_at=at(1), customer=alice, placed_at=at(-30), status="cancelled")])
+
+    assert first_order_of("alice") == at(-30)
+
+
+def test_order_lines_carry_their_orders_placed_at_currency_and_counted(source):
+    ingest_orders(
+        source,
+        [
+            order("1001", lines=[line("L1"), line("L2")], placed_at=at(-5), currency="EUR"),
+            order("1002", lines=[line("L3")], placed_at=at(-7), status="cancelled"),
+        ],
+    )
+
+    assert set(OrderLine.objects.values_list("external_id", "placed_at", "currency", "counted")) == {
+        ("L1", at(-5), "EUR", True),
+        ("L2", at(-5), "EUR", True),
+        ("L3", at(-7), "USD", False),
+    }
+
+
+def test_order_lines_follow_their_orders_changes_even_when_the_lines_are_unchanged(source):
+    ingest_orders(source, [order("1001", lines=[line("L1"), line("L2")], placed_at=at(-5))])
+
+    ingest_orders(
+        source,
+        [order("1001", updated_at=at(1), lines=[line("L1"), line("L2")], placed_at=at(-6), status="cancelled")],
+    )
+    assert set(OrderLine.objects.values_list("external_id", "placed_at", "currency", "counted")) == {
+        ("L1", at(-6), "USD", False),
+        ("L2", at(-6), "USD", False),
+    }
+
+    ingest_orders(source, [order("1001", updated_at=at(2), lines=[line("L1")], placed_at=at(-6), currency="GBP")])
+    assert list(OrderLine.objects.values_list("external_id", "placed_at", "currency", "counted")) == [
+        ("L1", at(-6), "GBP", True)
+    ]
+
+
+def test_a_stale_order_update_leaves_its_lines_copies_alone(source):
+    ingest_orders(source, [order("1001", updated_at=at(2), lines=[line("L1")], placed_at=at(-5))])
+
+    ingest_orders(
+        source,
+        [order("1001", updated_at=at(1), lines=[line("L1")], placed_at=at(-9), currency="EUR", status="cancelled")],
+    )
+
+    assert list(OrderLine.objects.values_list("placed_at", "currency", "counted")) == [(at(-5), "USD", True)]
+
+
+def test_orders_and_lines_saved_one_by_one_keep_the_derived_columns(shop, source):
+    """Admin, shell and test fixtures save single rows; the models keep what ingest keeps."""
+    alice = Customer.objects.create(tenant_id=shop.tenant_id, connection=shop, external_id="alice")
+    bob = Customer.objects.create(tenant_id=shop.tenant_id, connection=shop, external_id="bob")
+    first = Order.objects.create(
+        tenant_id=shop.tenant_id, connection=shop, external_id="1001", number="1", channel="shopify",
+        currency="USD", placed_at=at(-30), customer=alice,
+    )  # fmt: skip
+    Order.objects.create(
+        tenant_id=shop.tenant_id, connection=shop, external_id="1002", number="2", channel="shopify",
+        currency="USD", placed_at=at(-10), customer=alice,
+    )  # fmt: skip
+    item = OrderLine.objects.create(
+        tenant_id=shop.tenant_id, connection=shop, external_id="L1", order=first, title="Tent", total=Decimal("9")
+    )
+    assert (item.placed_at, item.currency, item.counted) == (at(-30), "USD", True)
+    assert (first_order_of("alice"), first_order_of("bob")) == (at(-30), None)
+
+    first = Order.objects.get(pk=first.pk)
+    first.customer, first.currency, first.status = bob, "EUR", "cancelled"
+    first.save()
+
+    assert list(OrderLine.objects.values_list("placed_at", "currency", "counted")) == [(at(-30), "EUR", False)]
+    assert (first_order_of("alice"), first_order_of("bob")) == (at(-10), None)
+
+
+def test_bulk_upsert_keeps_the_derived_columns(shop, source):
+    """The demo seeder writes rows it builds itself through bulk_upsert."""
+    alice = Customer.objects.create(tenant_id=shop.tenant_id, connection=shop, external_id="alice")
+    common = {"tenant_id": shop.tenant_id, "connection_id": shop.pk, "channel": "shopify", "currency": "USD"}
+    fields = ["customer", "status", "currency", "placed_at"]
+    ids = bulk_upsert(
+        Order,
+        [
+            Order(**common, external_id="1001", number="1", placed_at=at(-30), customer=alice),
+            Order(**common, external_id="1002", number="2", placed_at=at(-10), customer=alice),
+        ],
+        fields,
+    )
+    bulk_upsert(
+        OrderLine,
+        [
+            OrderLine(
+                tenant_id=shop.tenant_id, connection_id=shop.pk, external_id="L1", order_id=ids["1001"], title="T"
+            ),
+        ],
+        ["order", "title"],
+    )
+    assert list(OrderLine.objects.values_list("placed_at", "currency", "counted")) == [(at(-30), "USD", True)]
+    assert first_order_of("alice") == at(-30)
+
+    bulk_upsert(
+        Order,
+        [Order(**{**common, "currency": "EUR"}, external_id="1001", number="1", placed_at=at(-31), status="cancelled")],
+        fields,
+    )
+
+    assert list(OrderLine.objects.values_list("placed_at", "currency", "counted")) == [(at(-31), "EUR", False)]
+    assert first_order_of("alice") == at(-10)
+
+
+def test_the_backfill_migration_fills_rows_stored_before_it(shop, source, monkeypatch):
+    alice, bob = CustomerRecord("alice"), CustomerRecord("bob")
+    ingest_orders(
+        source,
+        [
+            order("1001", customer=alice, placed_at=at(-30), status="cancelled", lines=[line("L1")]),
+            order("1002", customer=alice, placed_at=at(-10), currency="EUR", lines=[line("L2"), line("L3")]),
+            order("1003", customer=bob, placed_at=at(-5), status="cancelled", lines=[line("L4")]),
+        ],
+    )
+    expected_lines = set(OrderLine.objects.values_list("external_id", "placed_at", "currency", "counted"))
+    assert expected_lines == {
+        ("L1", at(-30), "USD", False),
+        ("L2", at(-10), "EUR", True),
+        ("L3", at(-10), "EUR", True),
+        ("L4", at(-5), "USD", False),
+    }
+    # As the rows were before the migration: no first orders, and lines whose copies say nothing
+    # true (the migration adds them empty; the required columns cannot be emptied here).
+    Customer.objects.update(first_order_at=None)
+    OrderLine.objects.update(placed_at=at(100), currency="XXX", counted=True)
+
+    migration = importlib.import_module("commerce.migrations.0005_backfill_derived_dashboard_columns")
+    monkeypatch.setattr(migration, "BATCH", 2)  # several batches of lines and of customers
+
+    migration.backfill(django_apps, SimpleNamespace(connection=connection))
+
+    assert set(OrderLine.objects.values_list("external_id", "placed_at", "currency", "counted")) == expected_lines
+    assert (first_order_of("alice"), first_order_of("bob")) == (at(-10), None)

@@ -28,13 +28,15 @@ may show in Alpha's figures.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from commerce import metrics
+from commerce.ingest import Source, ingest_orders
 from commerce.metrics import Period, dashboard, period_for
 from commerce.models import (
     Customer,
@@ -47,6 +49,7 @@ from commerce.models import (
     ProductVariant,
     Refund,
 )
+from commerce.records import CustomerRecord, OrderLineRecord, OrderRecord
 from integrations.models import Connection, SyncRun
 from integrations.sync import sync_committed
 from tenants.models import Tenant
@@ -426,6 +429,101 @@ def test_top_products_keep_ten_per_currency(shop):
     usd = [r["sku"] for r in rows if r["currency"] == "USD"]
     assert usd == [f"SKU-{n:02}" for n in range(11, 1, -1)]
     assert [r["currency"] for r in rows].count("EUR") == 2
+
+
+def test_the_figures_follow_orders_changed_one_at_a_time(shop):
+    # Alice's February orders cancelled: her first counted order is #1, in the period, so she is new.
+    # #1 cancelled as well and moved to Eve: its lines drop out of top products, Eve still has no
+    # counted order, and Alice none in the period.
+    for n in (9, 12):
+        shop.orders[n].status = OrderStatus.CANCELLED
+        shop.orders[n].save()
+    assert dashboard(shop.alpha, shop.week())["customers"] == {"new": 3, "returning": 1}
+
+    first = Order.objects.get(pk=shop.orders[1].pk)
+    first.status, first.customer = OrderStatus.CANCELLED, Customer.objects.get(email="eve@example.com")
+    first.save()
+    metrics.invalidate(shop.alpha.pk)
+
+    data = dashboard(shop.alpha, shop.week())
+    assert data["customers"] == {"new": 2, "returning": 1}
+    assert [(r["currency"], r["sku"], r["revenue"]) for r in data["top_products"] if r["currency"] == "USD"] == [
+        ("USD", "LAMP-1", D("45")),
+        ("USD", "MAT-1", D("30")),
+        ("USD", "CUP-1", D("20")),
+    ]
+
+
+def test_customers_and_top_products_match_their_definitions_whatever_the_orders_went_through(
+    make_tenant, make_connection
+):
+    """The two figures read columns derived at write time (Customer.first_order_at, the lines' copies
+    of their order). After pages of new orders, late arrivals, cancellations, reinstatements, moves
+    between customers and changed lines, they equal the definitions computed from the orders."""
+    rng = random.Random(20260307)
+    tenant = make_tenant("Gamma", time_zone="America/New_York", base_currency="USD")
+    connection = make_connection(tenant, "shopify")
+    source = Source(tenant.pk, connection.pk, "shopify")
+    people = [CustomerRecord(f"c{n}") for n in range(12)]
+    version: dict[str, int] = {}
+    for _page in range(15):
+        page = []
+        for _ in range(12):
+            external_id = f"o{rng.randrange(70)}"
+            version[external_id] = version.get(external_id, 0) + 1
+            page.append(
+                OrderRecord(
+                    external_id=external_id,
+                    number=external_id,
+                    currency=rng.choice(["USD", "USD", "EUR"]),
+                    placed_at=utc(1, 1) + timedelta(hours=rng.randrange(24 * 70)),
+                    updated_at=utc(4, 1) + timedelta(minutes=version[external_id] - rng.choice([0, 0, 0, 2])),
+                    status=rng.choice([OrderStatus.OPEN, OrderStatus.COMPLETED, OrderStatus.CANCELLED]),
+                    customer=rng.choice([None, *people]),
+                    lines=[
+                        OrderLineRecord(
+                            f"{external_id}-L{rng.randrange(3)}",
+                            title=f"Thing {k}",
+                            sku=f"SKU-{k}",
+                            quantity=rng.randrange(1, 4),
+                            unit_price=D("1"),
+                            total=D(rng.randrange(1, 60)),
+                        )
+                        for k in rng.sample(range(14), rng.randrange(0, 3))
+                    ],
+                )
+            )
+        ingest_orders(source, page)
+
+    orders = list(Order.objects.for_tenant(tenant))
+    lines = list(OrderLine.objects.for_tenant(tenant).select_related("order"))
+    zone = metrics.tenant_zone(tenant)
+    for first, last in [(date(2026, 1, 1), date(2026, 1, 31)), (date(2026, 2, 1), date(2026, 3, 15))]:
+        start, end = metrics._bounds(Period(first, last, "custom"), zone)
+        counted = [o for o in orders if o.status != OrderStatus.CANCELLED and o.customer_id]
+        ordered = {o.customer_id for o in counted if start <= o.placed_at < end}
+        earlier = {o.customer_id for o in counted if o.placed_at < start}
+        assert metrics.customers(tenant, start, end) == {
+            "new": len(ordered - earlier),
+            "returning": len(ordered & earlier),
+        }
+
+        totals: dict[tuple, list] = {}
+        for item in lines:
+            if item.order.status != OrderStatus.CANCELLED and start <= item.order.placed_at < end:
+                figures = totals.setdefault((item.order.currency, item.sku, item.title), [0, D("0")])
+                figures[0] += item.quantity
+                figures[1] += item.total
+        expected = []
+        for currency in sorted({currency for currency, _, _ in totals}):
+            ranked = sorted(
+                ((sku, title, *figures) for (c, sku, title), figures in totals.items() if c == currency),
+                key=lambda row: (-row[3], row[0], row[1]),
+            )
+            expected += [(currency, *row) for row in ranked[: metrics.TOP_PRODUCTS]]
+        rows = metrics.top_products(tenant, start, end)
+        assert [(r["currency"], r["sku"], r["title"], r["quantity"], r["revenue"]) for r in rows] == expected
+        assert len(ordered) > 3 and len(rows) > 3  # the history is not trivially empty
 
 
 def test_another_tenants_data_is_never_counted(shop):

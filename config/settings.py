@@ -91,6 +91,8 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The same backend, told SQLite's real parameter limit (config/sqlite3/base.py).
+    DATABASES["default"]["ENGINE"] = "config.sqlite3"
     # The web process and the django-q2 worker share one file: WAL lets readers run beside the
     # writer, the busy timeout makes a writer wait instead of failing with "database is locked",
     # and IMMEDIATE transactions take the write lock up front so two writers never deadlock on

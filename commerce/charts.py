@@ -76,6 +76,27 @@ def _tag(template: str, *args: object) -> SafeString:
     return mark_safe(template.format(*values))  # noqa: S308 (every non-number argument is escaped)
 
 
+def _grid(maximum, steps: int, bottom: float, height: float, left: float, right: float) -> list[SafeString]:
+    """Horizontal grid lines with their values on the left axis, from 0 to `maximum`."""
+    lines = []
+    for i in range(steps + 1):
+        y = bottom - height * i / steps
+        lines.append(
+            _tag(
+                '<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="#e4e7ec"/>'
+                '<text x="{}" y="{:.1f}" text-anchor="end" fill="#667085">{}</text>',
+                left,
+                right,
+                y,
+                y,
+                left - 8,
+                y + 4,
+                format_compact(maximum * i / steps),
+            )
+        )
+    return lines
+
+
 def _uid(prefix: str) -> str:
     return f"{prefix}-{next(_ids)}"
 
@@ -165,22 +186,7 @@ def sales_chart(points: Sequence[dict], currency: str, start: date, end: date, b
 
     parts: list[SafeString] = []
     # Revenue grid and axis labels.
-    for i in range(rev_steps + 1):
-        value = rev_max * i / rev_steps
-        y = rev_bottom - rev_height * i / rev_steps
-        parts.append(
-            _tag(
-                '<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="#e4e7ec"/>'
-                '<text x="{}" y="{:.1f}" text-anchor="end" fill="#667085">{}</text>',
-                left,
-                width - right,
-                y,
-                y,
-                left - 8,
-                y + 4,
-                format_compact(value),
-            )
-        )
+    parts.extend(_grid(rev_max, rev_steps, rev_bottom, rev_height, left, width - right))
     parts.append(
         _tag(
             '<text x="14" y="{:.1f}" transform="rotate(-90 14 {:.1f})" text-anchor="middle" fill="#475467" '
@@ -199,22 +205,7 @@ def sales_chart(points: Sequence[dict], currency: str, start: date, end: date, b
         _tag('<polyline points="{}" fill="none" stroke="{}" stroke-width="2.5" stroke-linejoin="round"/>', line, colour)
     )
     # Orders grid, bars and axis labels.
-    for i in range(ord_steps + 1):
-        value = ord_max * i / ord_steps
-        y = ord_bottom - ord_height * i / ord_steps
-        parts.append(
-            _tag(
-                '<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" stroke="#e4e7ec"/>'
-                '<text x="{}" y="{:.1f}" text-anchor="end" fill="#667085">{}</text>',
-                left,
-                width - right,
-                y,
-                y,
-                left - 8,
-                y + 4,
-                format_compact(value),
-            )
-        )
+    parts.extend(_grid(ord_max, ord_steps, ord_bottom, ord_height, left, width - right))
     parts.append(
         _tag(
             '<text x="14" y="{:.1f}" transform="rotate(-90 14 {:.1f})" text-anchor="middle" fill="#475467" '

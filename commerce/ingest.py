@@ -276,40 +276,28 @@ def _upsert_customers(source: Source, records: Iterable[CustomerRecord], now: da
     customers, stored = _changed(Customer, source, _latest(records))
     _write(
         Customer,
-        [
-            Customer(
-                **_common(source, customer.external_id, customer.raw, _version(customer, stored), now),
-                email=customer.email,
-                first_name=customer.first_name,
-                last_name=customer.last_name,
-                phone=customer.phone,
-                country=customer.country,
-                accepts_marketing=customer.accepts_marketing,
-                tags=customer.tags,
-                platform_created_at=customer.created_at,
-            )
-            for customer in customers.values()
-        ],
+        [_customer_row(source, customer, _version(customer, stored), now) for customer in customers.values()],
         CUSTOMER_FIELDS,
     )
     return customers, stored
 
 
+def _customer_row(source: Source, customer: CustomerRecord, version: datetime | None, now: datetime) -> Customer:
+    return Customer(
+        **_common(source, customer.external_id, customer.raw, version, now),
+        email=customer.email,
+        first_name=customer.first_name,
+        last_name=customer.last_name,
+        phone=customer.phone,
+        country=customer.country,
+        accepts_marketing=customer.accepts_marketing,
+        tags=customer.tags,
+        platform_created_at=customer.created_at,
+    )
+
+
 def _insert_missing_customers(source: Source, records: Iterable[CustomerRecord], now: datetime) -> None:
-    rows = [
-        Customer(
-            **_common(source, customer.external_id, customer.raw, customer.updated_at, now),
-            email=customer.email,
-            first_name=customer.first_name,
-            last_name=customer.last_name,
-            phone=customer.phone,
-            country=customer.country,
-            accepts_marketing=customer.accepts_marketing,
-            tags=customer.tags,
-            platform_created_at=customer.created_at,
-        )
-        for customer in _latest(records).values()
-    ]
+    rows = [_customer_row(source, customer, customer.updated_at, now) for customer in _latest(records).values()]
     if rows:
         Customer.objects.bulk_create(sorted(rows, key=lambda row: row.external_id), ignore_conflicts=True)
 

@@ -164,6 +164,10 @@ def invalidate(tenant_id: int) -> None:
         # Figures computed before the commit would be cached under the new version without the
         # change in them, so the version moves on again once the change is visible.
         transaction.on_commit(lambda: _bump(tenant_id))
+    # The cache version reaches only the processes that share this cache (all of them with
+    # Redis; only this one with the local-memory cache), so the tenant row's version moves on too,
+    # once the change is committed, and every process reads it with the tenant.
+    transaction.on_commit(lambda: Tenant.objects.filter(pk=tenant_id).update(data_version=F("data_version") + 1))
 
 
 def _bump(tenant_id: int) -> None:
@@ -203,6 +207,7 @@ def dashboard(tenant: Tenant, period: Period, *, bucket: str | None = None) -> d
             "metrics:dashboard",
             str(tenant.pk),
             str(_version(tenant.pk)),
+            str(tenant.data_version),
             period.key,
             period.start.isoformat(),
             period.end.isoformat(),

@@ -44,6 +44,9 @@ class Tenant(models.Model):
         default=5, help_text="Stock at or below this is low, for variants without their own reorder point."
     )
     is_demo = models.BooleanField(default=False, help_text="Created by seed_demo; safe to delete.")
+    # Moves on whenever the tenant's commerce data changes (a sync page, an upload); cached
+    # dashboard figures are keyed by it, so every process sees the change, whatever its cache.
+    data_version = models.PositiveBigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:

@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db.models import F
 
 from commerce import metrics
 from commerce.ingest import Source, ingest_orders
@@ -607,3 +608,22 @@ def test_an_invalidation_inside_a_transaction_is_repeated_after_the_commit(
         assert dashboard(shop.alpha, shop.week())["orders"]["count"] == 6
         make_order(shop.shopify, placed_at=utc(3, 6))
     assert dashboard(shop.alpha, shop.week())["orders"]["count"] == 7
+
+
+def test_invalidation_reaches_a_process_with_its_own_cache_through_the_tenant_row(shop, make_order):
+    assert dashboard(shop.alpha, shop.week())["orders"]["count"] == 6
+    make_order(shop.shopify, placed_at=utc(3, 6))
+    # Another process (the task worker, with its own local-memory cache) commits a sync page:
+    # only the tenant row tells this process.
+    Tenant.objects.filter(pk=shop.alpha.pk).update(data_version=F("data_version") + 1)
+    assert dashboard(shop.alpha, shop.week())["orders"]["count"] == 6  # this request's tenant is older
+    fresh = Tenant.objects.get(pk=shop.alpha.pk)
+    assert dashboard(fresh, shop.week())["orders"]["count"] == 7
+
+
+def test_invalidate_moves_the_tenant_rows_version_on_once_committed(shop, django_capture_on_commit_callbacks):
+    before = Tenant.objects.get(pk=shop.alpha.pk).data_version
+    with django_capture_on_commit_callbacks(execute=True):
+        metrics.invalidate(shop.alpha.pk)
+        assert Tenant.objects.get(pk=shop.alpha.pk).data_version == before
+    assert Tenant.objects.get(pk=shop.alpha.pk).data_version == before + 1

@@ -20,7 +20,7 @@ def drop_cached_metrics(sender, tenant_id: int, **kwargs) -> None:
 @receiver(post_save, sender=Connection)
 def keep_schedule_in_step(sender, instance: Connection, **kwargs) -> None:
     update_fields = kwargs.get("update_fields")
-    if update_fields and not {"sync_frequency", "enabled", "is_demo"} & set(update_fields):
+    if update_fields and not {"sync_frequency", "enabled", "is_demo", "status"} & set(update_fields):
         return
     transaction.on_commit(lambda: update_schedule(instance))
 

@@ -27,6 +27,7 @@ from .connectors import get_connector
 from .connectors.base import Connector, Failed
 from .errors import AuthError, IntegrationError
 from .models import Connection, ConnectionStatus, QuarantinedRecord, SyncRun, SyncStatus, SyncTrigger
+from .tasks import update_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +110,14 @@ def run_sync(
         return _finish(run, SyncStatus.FAILED, "The sync stopped on an internal error; it has been logged.", "internal")
     finally:
         release_lease(connection, owner)
-    Connection.objects.filter(pk=connection.pk).exclude(status=ConnectionStatus.DISABLED).update(
-        status=ConnectionStatus.CONNECTED, last_error=""
+    newly_connected = (
+        Connection.objects.filter(pk=connection.pk)
+        .exclude(status__in=[ConnectionStatus.DISABLED, ConnectionStatus.CONNECTED])
+        .update(status=ConnectionStatus.CONNECTED, last_error="")
     )
+    if newly_connected:
+        # A first successful sync proves the connection as a test does: it may now be scheduled.
+        update_schedule(Connection.objects.get(pk=connection.pk))
     return _finish(run, SyncStatus.SUCCEEDED)
 
 

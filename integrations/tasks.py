@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from .models import Connection, SyncRun, SyncStatus, SyncTrigger
+from .models import Connection, ConnectionStatus, SyncRun, SyncStatus, SyncTrigger
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +52,17 @@ def schedule_name(connection: Connection) -> str:
     return f"sync-connection-{connection.pk}"
 
 
+# Connections that sync on their schedule: proven to work (a failing one keeps trying, as its
+# trouble may pass). Untested ones wait for a successful test; ones that need reauthorisation
+# would only fail again.
+SCHEDULED_STATUSES = {ConnectionStatus.CONNECTED, ConnectionStatus.FAILING}
+
+
 def update_schedule(connection: Connection) -> None:
-    """Keep the connection's django-q2 schedule in step with its frequency and enabled flag."""
+    """Keep the connection's django-q2 schedule in step with its frequency, enabled flag and status."""
     name = schedule_name(connection)
     seconds = connection.frequency_seconds
-    if not connection.enabled or seconds is None or connection.is_demo:
+    if not connection.enabled or seconds is None or connection.is_demo or connection.status not in SCHEDULED_STATUSES:
         Schedule.objects.filter(name=name).delete()
         return
     minutes = max(1, seconds // 60)

@@ -13,10 +13,11 @@ from django_q.models import Schedule
 from commerce.models import Order
 from commerce.records import CustomerRecord, OrderRecord
 from integrations import tasks
-from integrations.connectors.base import Connector, Page
+from integrations.connectors.base import CheckResult, Connector, Page
 from integrations.errors import AuthError, Unavailable
 from integrations.models import ConnectionStatus, QuarantinedRecord, SyncFrequency, SyncRun, SyncStatus, SyncTrigger
 from integrations.services import connection_stats
+from integrations.services import test_connection as run_connection_test
 from integrations.sync import acquire_lease, retry_quarantined, run_sync
 
 pytestmark = pytest.mark.django_db
@@ -248,6 +249,7 @@ def test_a_redelivered_task_resumes_its_own_interrupted_run(shop, monkeypatch):
 
 def test_enabling_a_connection_with_a_frequency_creates_its_schedule(shop, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
+        shop.status = ConnectionStatus.CONNECTED
         shop.sync_frequency = SyncFrequency.EVERY_6_HOURS
         shop.save()
     schedule = Schedule.objects.get(name=f"sync-connection-{shop.pk}")
@@ -257,11 +259,44 @@ def test_enabling_a_connection_with_a_frequency_creates_its_schedule(shop, djang
 
 def test_disabling_a_connection_removes_its_schedule(shop, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
+        shop.status = ConnectionStatus.CONNECTED
         shop.save()
     assert Schedule.objects.filter(name=f"sync-connection-{shop.pk}").exists()
     with django_capture_on_commit_callbacks(execute=True):
         shop.enabled = False
         shop.save()
+    assert not Schedule.objects.filter(name=f"sync-connection-{shop.pk}").exists()
+
+
+def test_an_untested_connection_waits_for_a_successful_test_before_it_is_scheduled(
+    shop, monkeypatch, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        shop.save()
+    assert not Schedule.objects.filter(name=f"sync-connection-{shop.pk}").exists()
+
+    class Passing(ListConnector):
+        def _check(self):
+            return CheckResult(ok=True)
+
+    monkeypatch.setattr("integrations.services.get_connector", lambda c: Passing(c, []))
+    with django_capture_on_commit_callbacks(execute=True):
+        run_connection_test(shop)
+    assert Schedule.objects.filter(name=f"sync-connection-{shop.pk}").exists()
+
+
+def test_a_first_successful_sync_schedules_an_untested_connection(shop):
+    run_sync(shop, ["orders"], connector=ListConnector(shop, pages_of(10)))
+    assert Schedule.objects.filter(name=f"sync-connection-{shop.pk}").exists()
+
+
+def test_a_connection_that_needs_reauthorisation_is_unscheduled(shop, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        shop.status = ConnectionStatus.CONNECTED
+        shop.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        shop.status = ConnectionStatus.NEEDS_REAUTH
+        shop.save(update_fields=["status"])
     assert not Schedule.objects.filter(name=f"sync-connection-{shop.pk}").exists()
 
 

@@ -19,7 +19,16 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
-from commerce.ingest import bulk_upsert
+from commerce.ingest import (
+    CUSTOMER_FIELDS,
+    LEVEL_FIELDS,
+    LINE_FIELDS,
+    ORDER_FIELDS,
+    PRODUCT_FIELDS,
+    REFUND_FIELDS,
+    VARIANT_FIELDS,
+    bulk_upsert,
+)
 from commerce.models import (
     Customer,
     FinancialStatus,
@@ -216,19 +225,7 @@ class Command(BaseCommand):
                     raw={"demo": True},
                 )
             )
-        customer_ids = bulk_upsert(
-            Customer,
-            customers,
-            [
-                "email",
-                "first_name",
-                "last_name",
-                "country",
-                "accepts_marketing",
-                "platform_created_at",
-                "platform_updated_at",
-            ],
-        )
+        customer_ids = bulk_upsert(Customer, customers, CUSTOMER_FIELDS)
 
         emails = {c.external_id: c.email for c in customers}
 
@@ -246,9 +243,7 @@ class Command(BaseCommand):
                     raw={"demo": True},
                 )
             )
-        product_ids = bulk_upsert(
-            Product, products, ["title", "product_type", "vendor", "status", "platform_updated_at"]
-        )
+        product_ids = bulk_upsert(Product, products, PRODUCT_FIELDS)
         for p, (title, _kind, price) in enumerate(shop.catalogue):
             for size in SIZES:
                 variants.append(
@@ -265,11 +260,7 @@ class Command(BaseCommand):
                         raw={"demo": True},
                     )
                 )
-        variant_ids = bulk_upsert(
-            ProductVariant,
-            variants,
-            ["product", "sku", "title", "price", "currency", "reorder_point", "platform_updated_at"],
-        )
+        variant_ids = bulk_upsert(ProductVariant, variants, [*VARIANT_FIELDS, "reorder_point"])
         for variant in variants:
             # A few items low or out of stock, so the dashboard's stock panels have something to show.
             roll = rng.random()
@@ -286,9 +277,7 @@ class Command(BaseCommand):
                     raw={"demo": True},
                 )
             )
-        bulk_upsert(
-            InventoryLevel, levels, ["variant", "location_id", "location_name", "available", "platform_updated_at"]
-        )
+        bulk_upsert(InventoryLevel, levels, LEVEL_FIELDS)
 
         orders, lines, refunds = [], [], []
         for n in range(ORDERS_PER_CHANNEL):
@@ -370,31 +359,10 @@ class Command(BaseCommand):
                         ),
                     )
                 )
-        order_ids = bulk_upsert(
-            Order,
-            orders,
-            [
-                "number",
-                "channel",
-                "customer",
-                "email",
-                "status",
-                "financial_status",
-                "fulfillment_status",
-                "currency",
-                "subtotal",
-                "discounts",
-                "shipping",
-                "tax",
-                "total",
-                "placed_at",
-                "platform_updated_at",
-                "shipping_address",
-            ],
-        )
+        order_ids = bulk_upsert(Order, orders, ORDER_FIELDS)
         for line in lines:
             line.order_id = order_ids[line.order_external_id]
-        bulk_upsert(OrderLine, lines, ["order", "variant", "sku", "title", "quantity", "unit_price", "total"])
+        bulk_upsert(OrderLine, lines, LINE_FIELDS)
         for order_external_id, refund in refunds:
             refund.order_id = order_ids[order_external_id]
-        bulk_upsert(Refund, [r for _, r in refunds], ["order", "amount", "currency", "reason", "refunded_at"])
+        bulk_upsert(Refund, [r for _, r in refunds], REFUND_FIELDS)

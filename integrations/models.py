@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC as UTC_TZ
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -16,6 +19,7 @@ class ConnectionStatus(models.TextChoices):
     CONNECTED = "connected", "Connected"
     FAILING = "failing", "Failing"
     NEEDS_REAUTH = "needs_reauth", "Needs reauthorisation"
+    DISCONNECTED = "disconnected", "Disconnected"  # the app was uninstalled on the platform
     DISABLED = "disabled", "Disabled"
 
 
@@ -37,6 +41,11 @@ FREQUENCY_SECONDS = {
 }
 
 
+# The secret the hub generates for a connection's generic (third-party) webhook endpoint; kept in
+# the credentials beside the platform's own, so it is encrypted and rotated the same way.
+HUB_WEBHOOK_SECRET = "hub_webhook_secret"  # noqa: S105 (a field name)
+
+
 class Connection(TenantOwned):
     """One tenant's account on one platform. Credentials are encrypted at rest."""
 
@@ -45,6 +54,10 @@ class Connection(TenantOwned):
     platform = models.CharField(max_length=32, choices=Platform.choices)
     name = models.CharField(max_length=100)
     credentials = EncryptedJSONField()
+    # Credential values replaced in the last WEBHOOK_SECRET_GRACE_SECONDS, with when they lapse:
+    # {"name": [{"value": ..., "until": iso}]}. Webhooks signed with a rotated secret (Shopify
+    # keeps signing with the old one for an hour) still verify until then.
+    previous_credentials = EncryptedJSONField(editable=False)
     base_url = models.URLField(
         "base URL override", blank=True, help_text="Sandbox, self-hosted or test server address; empty for the default."
     )
@@ -70,6 +83,58 @@ class Connection(TenantOwned):
     def __str__(self) -> str:
         return f"{self.name} ({self.get_platform_display()})"
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        if "credentials" in instance.__dict__:
+            instance._loaded_credentials = dict(instance.credentials or {})
+        return instance
+
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        saves_credentials = update_fields is None or "credentials" in update_fields
+        # A connection not loaded from the database (a new one) has nothing to replace.
+        kept = hasattr(self, "_loaded_credentials") and saves_credentials and self._keep_replaced_secrets()
+        if kept and update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "previous_credentials"}
+        super().save(*args, **kwargs)
+        if "credentials" in self.__dict__:
+            self._loaded_credentials = dict(self.credentials or {})
+
+    def _keep_replaced_secrets(self) -> bool:
+        """Remember secret values this save replaces, for the rotation grace period."""
+        now = datetime.now(tz=UTC_TZ)
+        until = (now + timedelta(seconds=settings.WEBHOOK_SECRET_GRACE_SECONDS)).isoformat()
+        previous = {name: _unexpired(values, now) for name, values in (self.previous_credentials or {}).items()}
+        changed = False
+        current = self.credentials or {}
+        names = (self.spec.secret_fields() if self.platform in CATALOGUE else set()) | {HUB_WEBHOOK_SECRET}
+        for name in sorted(names):
+            old = self._loaded_credentials.get(name)
+            if old and old != current.get(name):
+                previous.setdefault(name, []).append({"value": old, "until": until})
+                changed = True
+        previous = {name: values for name, values in previous.items() if values}
+        if changed or previous != (self.previous_credentials or {}):
+            self.previous_credentials = previous
+            return True
+        return False
+
+    def secret_candidates(self, *names: str) -> list[str]:
+        """Current values of these credentials, then replaced ones still in their grace period:
+        every secret a signed delivery may rightly have used. No empties, no repeats."""
+        now = datetime.now(tz=UTC_TZ)
+        found: list[str] = []
+        for name in names:
+            value = (self.credentials or {}).get(name)
+            if value and value not in found:
+                found.append(str(value))
+        for name in names:
+            for entry in _unexpired((self.previous_credentials or {}).get(name, []), now):
+                if entry["value"] not in found:
+                    found.append(str(entry["value"]))
+        return found
+
     @property
     def frequency_seconds(self) -> int | None:
         return FREQUENCY_SECONDS.get(self.sync_frequency)
@@ -85,6 +150,10 @@ class Connection(TenantOwned):
     @property
     def is_commerce(self) -> bool:
         return self.kind == Kind.COMMERCE
+
+
+def _unexpired(values: list[dict], now: datetime) -> list[dict]:
+    return [v for v in values if datetime.fromisoformat(v["until"]) > now]
 
 
 class SyncTrigger(models.TextChoices):
@@ -121,6 +190,9 @@ class SyncRun(TenantOwned):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Records this scheduled run created or updated while the connection had webhook subscriptions:
+    # changes the webhooks should have brought and did not (or had not yet). Set when it succeeds.
+    missed_by_webhooks = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-queued_at"]

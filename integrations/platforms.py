@@ -93,6 +93,14 @@ CATALOGUE: dict[str, PlatformSpec] = {
                 ),
                 _F("client_id", "Client ID", required=False, help_text="For client-credentials tokens instead."),
                 _F("client_secret", "Client secret", secret=True, required=False),
+                _F(
+                    "webhook_secret",
+                    "Webhook signing secret",
+                    secret=True,
+                    required=False,
+                    help_text="Only for webhooks created in the Shopify admin (Settings → Notifications); the ones "
+                    "the hub registers are signed with the app's client secret.",
+                ),
             ),
             scopes=("read_orders", "read_all_orders", "read_products", "read_customers", "read_inventory"),
             streams=COMMERCE_STREAMS,
@@ -117,6 +125,14 @@ CATALOGUE: dict[str, PlatformSpec] = {
                     help_text="Only for a store without HTTPS, with the operator's explicit permission: requests "
                     "are then signed with OAuth 1.0a instead of sending the keys.",
                     choices=("true",),
+                ),
+                _F(
+                    "webhook_secret",
+                    "Webhook secret",
+                    secret=True,
+                    required=False,
+                    help_text="Set by the hub when it registers webhooks; for a webhook made by hand in WooCommerce → "
+                    "Settings → Advanced → Webhooks, copy its secret here.",
                 ),
             ),
             scopes=("read",),
@@ -159,6 +175,14 @@ CATALOGUE: dict[str, PlatformSpec] = {
                 _F("client_secret", "Cert ID (client secret)", secret=True),
                 _F("refresh_token", "Refresh token", secret=True, required=False, help_text="Set by Connect."),
                 _F("environment", "Environment", example="production", choices=("production", "sandbox")),
+                _F(
+                    "verification_token",
+                    "Account deletion verification token",
+                    secret=True,
+                    required=False,
+                    help_text="32 to 80 letters, digits, _ or -; the same token entered for the marketplace account "
+                    "deletion endpoint in the eBay developer portal.",
+                ),
             ),
             scopes=("sell.fulfillment", "sell.inventory"),
             streams=("orders", "inventory"),
@@ -226,6 +250,13 @@ CATALOGUE: dict[str, PlatformSpec] = {
                 _F("location_id", "Location ID"),
                 _F("environment", "Environment", example="production", choices=("production", "sandbox")),
                 _F("webhook_signature_key", "Webhook signature key", secret=True, required=False),
+                _F(
+                    "notification_url",
+                    "Webhook notification URL",
+                    required=False,
+                    help_text="The exact URL entered in Square's webhook subscription (Square signs it with the body); "
+                    "empty to use the address the request arrived at.",
+                ),
             ),
             docs_url="https://developer.squareup.com/reference/square",
         ),

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Max, OuterRef, Q, Subquery
+from django.dispatch import Signal
 from django.utils import timezone
 
 from tenants import audit
@@ -14,6 +15,10 @@ from .connectors import CONNECTORS, get_connector
 from .connectors.base import CheckResult
 from .errors import IntegrationError
 from .models import Connection, ConnectionStatus, SyncRun, SyncStatus
+
+# Sent after a connection test is recorded (kwargs: connection, result), e.g. so webhooks can
+# register their subscriptions once credentials are known to work.
+connection_tested = Signal()
 
 
 def test_connection(connection: Connection, *, request=None, actor=None) -> CheckResult:
@@ -52,6 +57,7 @@ def test_connection(connection: Connection, *, request=None, actor=None) -> Chec
         ok=result.ok,
         error_code=result.error_code,
     )
+    connection_tested.send(sender=Connection, connection=connection, result=result)
     return result
 
 

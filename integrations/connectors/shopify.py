@@ -193,7 +193,7 @@ class ShopifyConnector(Connector):
     def _check(self) -> CheckResult:
         data = self.query(queries.CHECK, operation="HubCheck", retry=False, partial=True)
         shop = data.get("shop") or {}
-        self._remember_currency(shop.get("currencyCode"))
+        self.remember_currency(shop.get("currencyCode"))
         installation = data.get("currentAppInstallation") or {}
         granted = sorted({s["handle"] for s in installation.get("accessScopes") or [] if s.get("handle")})
         implied = set(granted) | {"read_" + s.removeprefix("write_") for s in granted if s.startswith("write_")}
@@ -238,7 +238,7 @@ class ShopifyConnector(Connector):
         cursor = {} if full else dict(cursor or {})
         if stream == "products" and not self.shop_currency:
             shop = self.query(queries.SHOP_CURRENCY, None, "HubShop").get("shop") or {}
-            self._remember_currency(shop.get("currencyCode"))
+            self.remember_currency(shop.get("currencyCode"))
         if cursor.get("bulk"):
             yield from bulk.read(self, stream, cursor, None)
             return
@@ -252,7 +252,7 @@ class ShopifyConnector(Connector):
         else:
             yield from self.read_pages(stream, {}, count)
 
-    def _complete(self, holder: Any) -> None:
+    def complete_nested(self, holder: Any) -> None:
         """Fetch the rest of any nested connection the page cut at its size, depth first."""
         if not isinstance(holder, dict) or queries.gid_type(holder.get("id")) not in queries.NESTED:
             return
@@ -269,7 +269,7 @@ class ShopifyConnector(Connector):
             info = connection["pageInfo"] = rest.get("pageInfo") or {}
         for child in connection.get("nodes") or []:
             for value in child.values() if isinstance(child, dict) else ():
-                self._complete(value)
+                self.complete_nested(value)
 
     def parse(self, stream: str, payload: Any) -> Record:
         if stream == "orders":
@@ -293,7 +293,7 @@ class ShopifyConnector(Connector):
                 payloads.append(node)  # unreadable: parse fails on it and quarantines it whole
         return self.parse_all(stream, payloads, id_of=mapping.inventory_id)
 
-    def _remember_currency(self, code: str | None) -> None:
+    def remember_currency(self, code: str | None) -> None:
         if code:
             self.shop_currency = code
             cache.set(self._currency_key, code, timeout=86400)
@@ -326,7 +326,7 @@ class ShopifyConnector(Connector):
                 raise BadResponse(f"Shopify's answer has no {root}.")
             nodes = mapping.nodes(connection)
             for node in nodes:
-                self._complete(node)
+                self.complete_nested(node)
             max_seen = mapping.latest_update(max_seen, nodes)
             info = connection.get("pageInfo") or {}
             records = self.parse_nodes(stream, nodes)

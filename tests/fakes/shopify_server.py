@@ -28,6 +28,12 @@ Knobs (each acts on the next matching request):
   are constructor arguments; a page asking `first: n` costs 2 + n * node_cost).
 - `bulk_polls` (RUNNING answers before COMPLETED), `bulk_fails` (FAILED), `bulk_busy` (userErrors).
 - `scopes`, `client_id`/`client_secret`, `token_lifetime`; `touch(stream, i)` updates a record.
+- `protected_data_approved=False`: webhook subscriptions to order and customer topics are refused
+  with Shopify's userError about protected customer data.
+Webhook subscriptions (`webhookSubscriptions`, `webhookSubscriptionCreate`,
+`webhookSubscriptionDelete`) live in `webhook_subscriptions`, by gid; creating one needs the
+topic's read scope (ACCESS_DENIED otherwise) and a topic+address not yet taken. `node(id:)` answers
+an Order or InventoryItem gid with the whole node (the webhook handlers' follow-up reads).
 What happened: `requests` (every request: method, path, headers, query, variables, operation),
 `graphql_requests(operation)`, `pages_served`, `throttled`, `issued_tokens`, `bulk_operations`.
 `FakeClock` is time that passes only when slept: give it to the server and install it for the
@@ -63,6 +69,27 @@ SCOPE_FOR = {
     "inventoryItems": "read_inventory",
 }
 ALL_SCOPES = ("read_orders", "read_all_orders", "read_products", "read_customers", "read_inventory")
+# Webhook topics the fake accepts, with the scope each needs (none for APP_UNINSTALLED).
+WEBHOOK_TOPICS = {
+    **dict.fromkeys(
+        [
+            "ORDERS_CREATE",
+            "ORDERS_UPDATED",
+            "ORDERS_CANCELLED",
+            "ORDERS_FULFILLED",
+            "ORDERS_PARTIALLY_FULFILLED",
+            "ORDERS_PAID",
+            "REFUNDS_CREATE",
+        ],
+        "read_orders",
+    ),
+    "PRODUCTS_CREATE": "read_products",
+    "PRODUCTS_UPDATE": "read_products",
+    "INVENTORY_LEVELS_UPDATE": "read_inventory",
+    "CUSTOMERS_CREATE": "read_customers",
+    "CUSTOMERS_UPDATE": "read_customers",
+    "APP_UNINSTALLED": "",
+}
 INVALID_TOKEN = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
 
 
@@ -146,6 +173,9 @@ class FakeShopify:
         self.revoke_after: tuple[int, str | None] | None = None
         self.bulk_polls, self.bulk_fails, self.bulk_busy = 1, False, False
         self.bulk_operations: dict[str, dict[str, Any]] = {}
+        self.webhook_subscriptions: dict[str, dict[str, Any]] = {}
+        self.protected_data_approved = True
+        self._next_subscription = 1
         self.server: ThreadingHTTPServer | None = None
 
     # --- Data ----------------------------------------------------------------------------------------
@@ -463,6 +493,14 @@ class FakeShopify:
         errors: list[dict[str, Any]] = []
         if "bulkOperationRunQuery" in query:
             return {"bulkOperationRunQuery": self._run_bulk(variables.get("query") or "")}, [], 10
+        if "webhookSubscriptionCreate" in query:
+            return self._create_subscription(variables)
+        if "webhookSubscriptionDelete" in query:
+            return self._delete_subscription(variables)
+        if re.search(r"\bwebhookSubscriptions\s*\(", query):
+            return {"webhookSubscriptions": self._subscriptions_page(variables)}, [], 2
+        if re.search(r"\bnode\s*\(", query) and "$after" not in query and "BulkOperation" not in query:
+            return {"node": self._node(variables.get("id"))}, [], 1
         if "BulkOperation" in query and re.search(r"\bnode\s*\(", query):
             return {"node": self._poll_bulk(variables.get("id"))}, [], 1
         if root and stream:
@@ -509,6 +547,72 @@ class FakeShopify:
         chosen = nodes[:first]
         end = base64.b64encode(json.dumps(key(chosen[-1])).encode()).decode() if chosen else None
         return {"nodes": copy.deepcopy(chosen), "pageInfo": {"hasNextPage": len(nodes) > first, "endCursor": end}}
+
+    # --- Webhook subscriptions and single nodes --------------------------------------------------------
+
+    def _node(self, gid: Any) -> dict[str, Any] | None:
+        for node in [*self.orders, *self.inventory_items()]:
+            if node["id"] == gid:
+                return copy.deepcopy(node)
+        return None
+
+    def _subscriptions_page(self, variables: dict[str, Any]) -> dict[str, Any]:
+        nodes = list(self.webhook_subscriptions.values())
+        start = int(base64.b64decode(variables["after"])) if variables.get("after") else 0
+        first = int(variables.get("first") or 50)
+        chosen = nodes[start : start + first]
+        end = base64.b64encode(str(start + len(chosen)).encode()).decode() if chosen else None
+        more = start + first < len(nodes)
+        return {"nodes": copy.deepcopy(chosen), "pageInfo": {"hasNextPage": more, "endCursor": end}}
+
+    def _create_subscription(self, variables: dict[str, Any]):
+        topic = str(variables.get("topic") or "")
+        if topic not in WEBHOOK_TOPICS:
+            message = f"Variable $topic of type WebhookSubscriptionTopic! was provided invalid value: {topic}"
+            return {}, [{"message": message, "extensions": {"code": "INVALID_VARIABLE"}}], 1
+        scope = WEBHOOK_TOPICS[topic]
+        if scope and scope not in self.scopes:
+            message = f"Access denied for webhookSubscriptionCreate field. Required access: `{scope}` access scope."
+            error = {"message": message, "path": ["webhookSubscriptionCreate"], "extensions": {"code": "ACCESS_DENIED"}}
+            return {"webhookSubscriptionCreate": None}, [error], 1
+        given = variables.get("webhookSubscription") or {}
+        uri = given.get("uri") or given.get("callbackUrl") or ""
+        errors = []
+        if scope in ("read_orders", "read_customers") and not self.protected_data_approved:
+            message = (
+                f"You do not have permission to create or update webhooks with {topic} topic. "
+                "This topic contains protected customer data."
+            )
+            errors.append({"field": ["webhookSubscription"], "message": message})
+        if any(s["topic"] == topic and s["uri"] == uri for s in self.webhook_subscriptions.values()):
+            errors.append(
+                {"field": ["webhookSubscription", "uri"], "message": "Address for this topic has already been taken"}
+            )
+        if not uri.startswith(("https://", "http://")):
+            errors.append({"field": ["webhookSubscription", "uri"], "message": "Address is invalid"})
+        if errors:
+            return {"webhookSubscriptionCreate": {"webhookSubscription": None, "userErrors": errors}}, [], 10
+        gid = f"gid://shopify/WebhookSubscription/{self._next_subscription}"
+        self._next_subscription += 1
+        now = iso(BASE_TIME)
+        node = {
+            "id": gid,
+            "topic": topic,
+            "uri": uri,
+            "format": given.get("format") or "JSON",
+            "endpoint": {"__typename": "WebhookHttpEndpoint", "callbackUrl": uri},
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        self.webhook_subscriptions[gid] = node
+        return {"webhookSubscriptionCreate": {"webhookSubscription": copy.deepcopy(node), "userErrors": []}}, [], 10
+
+    def _delete_subscription(self, variables: dict[str, Any]):
+        gid = str(variables.get("id") or "")
+        if self.webhook_subscriptions.pop(gid, None) is None:
+            errors = [{"field": ["id"], "message": "Webhook subscription does not exist"}]
+            return {"webhookSubscriptionDelete": {"deletedWebhookSubscriptionId": None, "userErrors": errors}}, [], 10
+        return {"webhookSubscriptionDelete": {"deletedWebhookSubscriptionId": gid, "userErrors": []}}, [], 10
 
     # --- Bulk ----------------------------------------------------------------------------------------
 

@@ -7,7 +7,10 @@ documented examples in tests/fixtures/woocommerce/. Like WooCommerce it pages (`
 `modified_after`/`modified_before` (site time, or GMT with `dates_are_gmt=true`; customers cannot
 be filtered so), and authenticates as WooCommerce does: over https by basic auth (or
 consumer_key/consumer_secret in the query), over plain http by OAuth 1.0a one-legged only, with
-the signature checked. A write (any POST) needs a read/write key and then finds no route.
+the signature checked. A write (any POST) needs a read/write key and then finds no route, except
+webhooks: GET/POST webhooks and GET/PUT/DELETE webhooks/<id> (force=true, as WooCommerce requires)
+over `webhooks`, by id. `manage_webhooks=False` makes the key's user one who may not manage them
+(403, as WooCommerce answers a logged-in user without the capability).
 
     with FakeWooCommerce(orders=250, products=30, customers=40) as store:
         connection.credentials = store.credentials()
@@ -138,6 +141,9 @@ class FakeWooCommerce:
         self.products: dict[int, dict[str, Any]] = {}
         self.variations: dict[int, list[dict[str, Any]]] = {}
         self.customers: dict[int, dict[str, Any]] = {}
+        self.webhooks: dict[int, dict[str, Any]] = {}
+        self.manage_webhooks = True
+        self._next_webhook = 1
         self._generate(orders, products, customers, variations)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -346,6 +352,8 @@ class FakeWooCommerce:
         denied = self._authenticate(handler, parts.path, query)
         if denied is not None:
             return handler.error(401, *denied)
+        if parts.path.startswith(prefix) and re.fullmatch(r"webhooks(/\d+)?", route):
+            return self._serve_webhooks(handler, route, query)
         if not parts.path.startswith(prefix) or handler.command != "GET":
             return handler.error(404, "rest_no_route", "No route was found matching the URL and request method.")
         self._serve(handler, route, query)
@@ -409,6 +417,77 @@ class FakeWooCommerce:
                 and self._revoke_after[1] in (None, route)
             ):
                 self.revoked, self._revoke_after = True, None
+
+    def _serve_webhooks(self, handler: _Handler, route: str, query: dict[str, str]) -> None:
+        """WooCommerce's webhooks controller: the secret only in the edit context (the answers to
+        writes), topics checked as wc_is_webhook_valid_topic does, no trashing."""
+        verb = {"GET": "view", "POST": "create", "PUT": "edit", "DELETE": "delete"}.get(handler.command, "view")
+        if not self.manage_webhooks:
+            message = (
+                "Sorry, you cannot list resources." if verb == "view" else f"Sorry, you are not allowed to {verb}."
+            )
+            return handler.error(403, f"woocommerce_rest_cannot_{verb}", message)
+        length = int(handler.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(handler.rfile.read(length) or b"{}") if length else {}
+        except ValueError:
+            return handler.error(400, "rest_invalid_json", "Invalid JSON body passed.")
+        if route == "webhooks" and handler.command == "GET":
+            hooks = sorted(self.webhooks.values(), key=lambda hook: hook["id"])
+            if query.get("status", "all") != "all":
+                hooks = [hook for hook in hooks if hook["status"] == query["status"]]
+            per_page, page = int(query.get("per_page", "10")), int(query.get("page", "1"))
+            pages = (len(hooks) + per_page - 1) // per_page
+            chosen = [_viewed(hook) for hook in hooks[(page - 1) * per_page : page * per_page]]
+            return handler.json(chosen, headers={"X-WP-Total": str(len(hooks)), "X-WP-TotalPages": str(pages)})
+        if route == "webhooks" and handler.command == "POST":
+            return self._create_webhook(handler, body)
+        hook = self.webhooks.get(int(route.split("/")[1])) if "/" in route else None
+        if route == "webhooks" or handler.command not in ("GET", "PUT", "DELETE"):
+            return handler.error(404, "rest_no_route", "No route was found matching the URL and request method.")
+        if handler.command == "DELETE" and query.get("force") not in ("true", "1"):
+            return handler.error(501, "woocommerce_rest_trash_not_supported", "Webhooks do not support trashing.")
+        if hook is None:
+            return handler.error(404, "woocommerce_rest_shop_webhook_invalid_id", "Invalid ID.")
+        if handler.command == "GET":
+            return handler.json(_viewed(hook))
+        if handler.command == "DELETE":
+            del self.webhooks[hook["id"]]
+            return handler.json(hook)
+        if body.get("topic") and not _valid_topic(body["topic"]):
+            return handler.error(400, "woocommerce_rest_shop_webhook_invalid_topic", "Webhook topic must be valid.")
+        for name in ("name", "status", "delivery_url", "secret"):
+            if body.get(name):
+                hook[name] = body[name]
+        if body.get("topic"):
+            hook.update(_topic_fields(body["topic"]))
+        return handler.json(hook)
+
+    def _create_webhook(self, handler: _Handler, body: dict[str, Any]) -> None:
+        if not _valid_topic(str(body.get("topic") or "")):
+            message = "Webhook topic is required and must be valid."
+            return handler.error(400, "woocommerce_rest_shop_webhook_invalid_topic", message)
+        if not re.match(r"https?://", str(body.get("delivery_url") or "")):
+            message = "Webhook delivery URL must be a valid URL starting with http:// or https://."
+            return handler.error(400, "woocommerce_rest_shop_webhook_invalid_delivery_url", message)
+        with self.lock:
+            webhook_id = self._next_webhook
+            self._next_webhook += 1
+        now = datetime.now(UTC).replace(microsecond=0)
+        hook = {
+            "id": webhook_id,
+            "name": body.get("name") or f"Webhook created on {now:%b %d, %Y @ %I:%M %p}",
+            "status": body.get("status") or "active",
+            **_topic_fields(body["topic"]),
+            "delivery_url": body["delivery_url"],
+            "secret": body.get("secret") or f"generated-{webhook_id}",
+            "date_created": site_string(now),
+            "date_created_gmt": gmt_string(now),
+            "date_modified": site_string(now),
+            "date_modified_gmt": gmt_string(now),
+        }
+        self.webhooks[webhook_id] = hook
+        handler.json(hook, status=201)
 
     def _filtered(self, records: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:
         suffix = "_gmt" if query.get("dates_are_gmt") in ("true", "1") else ""
@@ -521,6 +600,30 @@ class FakeWooCommerce:
                 return "woocommerce_rest_authentication_error", "Invalid nonce - nonce has already been used."
             self._nonces.add(query["oauth_nonce"])
         return True
+
+
+WEBHOOK_RESOURCES = {
+    "coupon": ("created", "updated", "deleted", "restored"),
+    "customer": ("created", "updated", "deleted"),
+    "order": ("created", "updated", "deleted", "restored"),
+    "product": ("created", "updated", "deleted", "restored"),
+}
+
+
+def _valid_topic(topic: str) -> bool:
+    resource, _, event = topic.partition(".")
+    return (resource == "action" and bool(event)) or event in WEBHOOK_RESOURCES.get(resource, ())
+
+
+def _topic_fields(topic: str) -> dict[str, Any]:
+    resource, _, event = topic.partition(".")
+    hooks = [f"woocommerce_{event}_{resource}"] if resource != "action" else [event]
+    return {"topic": topic, "resource": resource, "event": event, "hooks": hooks}
+
+
+def _viewed(hook: dict[str, Any]) -> dict[str, Any]:
+    """A webhook in the view context: everything but its secret."""
+    return {key: value for key, value in hook.items() if key != "secret"}
 
 
 class _Server(ThreadingHTTPServer):

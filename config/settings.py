@@ -189,6 +189,21 @@ SHOPIFY_API_VERSION = env.str("SHOPIFY_API_VERSION", default="2025-10")
 # A full Shopify sync of a stream with more records than this uses a bulk operation (JSONL export).
 SHOPIFY_BULK_THRESHOLD = env.int("SHOPIFY_BULK_THRESHOLD", default=10000)
 
+# --- Webhooks -------------------------------------------------------------------------------------
+# The hub's public address (https://hub.example.com), used for the webhook addresses it registers
+# on platforms. Without it the hub does not register webhooks (scheduled syncs still reconcile).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="").rstrip("/")
+# Larger webhook bodies are refused with 413 (Shopify's largest orders stay well below 1 MB).
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=2 * 1024 * 1024)
+# A failed event is retried with exponential backoff (from WEBHOOK_RETRY_BASE_SECONDS, at most an
+# hour apart) this many times in all, then parked for a person to replay.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+# A replaced credential (a webhook signing secret) still verifies deliveries for this long.
+WEBHOOK_SECRET_GRACE_SECONDS = env.int("WEBHOOK_SECRET_GRACE_SECONDS", default=3600)
+# Signed timestamps (Stripe, the generic HMAC, SendGrid) older or newer than this are refused.
+WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS = env.int("WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS", default=300)
+
 # --- Manual uploads -------------------------------------------------------------------------------
 # Where uploaded CSV/JSON/XML files are kept (per tenant and job), and the largest file accepted.
 UPLOADS_DIR = env.path("UPLOADS_DIR", default=BASE_DIR / "var" / "uploads")

@@ -4,6 +4,12 @@ from django.utils import timezone
 
 HEARTBEAT_FUNC = "config.tasks.heartbeat"
 HEARTBEAT_SCHEDULE = "hub-heartbeat"
+# Standing schedules: name → (function, minutes between runs).
+STANDING = {
+    HEARTBEAT_SCHEDULE: (HEARTBEAT_FUNC, 1),
+    # Retries due webhook events, and ones the queue lost or a dead worker held.
+    "webhooks-sweep": ("webhooks.tasks.sweep", 1),
+}
 
 
 def heartbeat() -> str:
@@ -15,7 +21,8 @@ def ensure_schedules(**kwargs) -> None:
     """Create the cluster's standing schedules (idempotent; runs after every migrate)."""
     from django_q.models import Schedule
 
-    Schedule.objects.update_or_create(
-        name=HEARTBEAT_SCHEDULE,
-        defaults={"func": HEARTBEAT_FUNC, "schedule_type": Schedule.MINUTES, "minutes": 1, "repeats": -1},
-    )
+    for name, (func, minutes) in STANDING.items():
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes, "repeats": -1},
+        )

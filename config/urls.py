@@ -28,6 +28,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:home", permanent=False)),
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
+    path("webhooks/", include("webhooks.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=ThrottledAuthenticationForm),

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import secrets
+
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -15,7 +19,15 @@ from .connectors import CONNECTORS
 from .connectors.base import CheckResult
 from .forms import PREFIX, ConnectionForm
 from .http import RateBudget
-from .models import Connection, ConnectionStatus, QuarantinedRecord, SyncRun, SyncStatus, SyncTrigger
+from .models import (
+    HUB_WEBHOOK_SECRET,
+    Connection,
+    ConnectionStatus,
+    QuarantinedRecord,
+    SyncRun,
+    SyncStatus,
+    SyncTrigger,
+)
 from .services import connection_stats, request_sync, test_connection
 
 STATUS_COLOURS = {
@@ -24,6 +36,7 @@ STATUS_COLOURS = {
     ConnectionStatus.NEEDS_REAUTH: "#b54708",
     ConnectionStatus.DISABLED: "#667085",
     ConnectionStatus.UNTESTED: "#175cd3",
+    ConnectionStatus.DISCONNECTED: "#b54708",
     SyncStatus.SUCCEEDED: "#1a7f37",
     SyncStatus.FAILED: "#b42318",
     SyncStatus.RUNNING: "#175cd3",
@@ -75,6 +88,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         "rate_budget",
         "cursors",
         "sync_history",
+        "webhooks",
         "created_at",
         "updated_at",
     ]
@@ -157,6 +171,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         if obj is not None:
             fieldsets.append(("State", {"fields": ["uuid", "status", "last_tested_at", "last_error", "check_result"]}))
             fieldsets.append(("Sync history (newest first)", {"fields": ["sync_history"]}))
+            fieldsets.append(("Webhooks", {"fields": ["webhooks"]}))
             fieldsets.append(("Sync position", {"fields": ["rate_budget", "cursors"], "classes": ["collapse"]}))
         return fieldsets
 
@@ -210,6 +225,44 @@ class ConnectionAdmin(admin.ModelAdmin):
             '<table class="sync-history">{}{}</table>', header, format_html("".join(["{}"] * len(rows)), *rows)
         )
 
+    @admin.display(description="webhooks")
+    def webhooks(self, obj: Connection) -> str:
+        # Presentation only: what the webhooks app knows of this connection, shown where people look.
+        from webhooks.health import delivery_health
+        from webhooks.receivers import PROVIDER_PLATFORMS
+
+        base = settings.PUBLIC_BASE_URL or "https://<PUBLIC_BASE_URL>"
+        lines = []
+        if obj.platform in PROVIDER_PLATFORMS:
+            address = reverse("webhooks:receive", kwargs={"provider": obj.platform, "connection_uuid": obj.uuid})
+            lines.append(format_html("Address: <code>{}{}</code>", base, address))
+        generic = reverse("webhooks:third-party", kwargs={"service": "SERVICE", "connection_uuid": obj.uuid})
+        secret = "set" if (obj.credentials or {}).get(HUB_WEBHOOK_SECRET) else "not set"
+        lines.append(
+            format_html(
+                "Third-party address: <code>{}{}</code> (replace SERVICE with the sender's name; signing secret {})",
+                base,
+                generic.replace("SERVICE", "<service>"),
+                secret,
+            )
+        )
+        topics = sorted(obj.webhook_subscriptions.values_list("topic", flat=True))
+        lines.append(format_html("Registered topics: {}", ", ".join(topics) or "none"))
+        health = delivery_health([obj.pk])
+        if health:
+            row = health[0]
+            lines.append(
+                format_html(
+                    "Last 24 h: {} received, {} processed, {} waiting, {} retrying, {} parked, {} rejected, "
+                    "{} duplicates",
+                    *(row[k] for k in ("received", "processed", "waiting", "retrying", "parked", "rejected")),
+                    row["duplicates"],
+                )
+            )
+        events = reverse("admin:webhooks_webhookevent_changelist")
+        lines.append(format_html('<a href="{}?connection__id__exact={}">Webhook event log</a>', events, obj.pk))
+        return format_html("<br>".join(["{}"] * len(lines)), *lines)
+
     @admin.display(description="request budget")
     def rate_budget(self, obj: Connection) -> str:
         spec = obj.spec
@@ -225,6 +278,11 @@ class ConnectionAdmin(admin.ModelAdmin):
         urls = [
             path("<int:pk>/test/", self.admin_site.admin_view(self.test_view), name="integrations_connection_test"),
             path("<int:pk>/sync/", self.admin_site.admin_view(self.sync_view), name="integrations_connection_sync"),
+            path(
+                "<int:pk>/webhook-secret/",
+                self.admin_site.admin_view(self.webhook_secret_view),
+                name="integrations_connection_webhook_secret",
+            ),
         ]
         return urls + super().get_urls()
 
@@ -263,6 +321,29 @@ class ConnectionAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(reverse("admin:integrations_connection_change", args=[pk]))
+
+    def webhook_secret_view(self, request: HttpRequest, pk: int):
+        """A new signing secret for the connection's third-party webhook address, shown once. The
+        one it replaces keeps verifying for WEBHOOK_SECRET_GRACE_SECONDS, so senders can switch."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        connection = self._button_target(request, pk)
+        secret = secrets.token_urlsafe(32)
+        connection.credentials = {**(connection.credentials or {}), HUB_WEBHOOK_SECRET: secret}
+        connection.save(update_fields=["credentials", "updated_at"])
+        audit.record("connection.webhook_secret_created", request=request, tenant=connection.tenant, target=connection)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New webhook signing secret",
+            "connection": connection,
+            "secret": secret,
+            "address": reverse(
+                "webhooks:third-party", kwargs={"service": "SERVICE", "connection_uuid": connection.uuid}
+            ),
+            "grace_minutes": settings.WEBHOOK_SECRET_GRACE_SECONDS // 60,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/integrations/connection/webhook_secret.html", context)
 
     def _report_check(self, request: HttpRequest, connection: Connection, result: CheckResult) -> None:
         if result.ok:

@@ -1,0 +1,125 @@
+"""Processing stored events, once each.
+
+A worker claims an event with one conditional UPDATE (received/retrying → processing, with a lock
+that lapses), so two workers never process one event and one that died mid-event gives it back
+when its lock lapses (see `sweep`). The handler for the event's (provider, topic) runs inside a
+transaction with the status change, so its effect and "processed" commit together. A handler
+failure is retried with exponential backoff; after WEBHOOK_MAX_ATTEMPTS, or at once when the
+handler says it can never succeed (`Unprocessable`), the event is parked for a person to replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from functools import cache
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from integrations.models import ConnectionStatus
+
+from .errors import Unprocessable
+from .models import EventStatus, WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[WebhookEvent], str]
+LOCK = timedelta(minutes=10)
+MAX_BACKOFF = timedelta(hours=1)
+# Events left `received` this long were never picked up (the queue lost them): the sweep takes them.
+UNCLAIMED_AFTER = timedelta(minutes=2)
+CLAIMABLE = (EventStatus.RECEIVED, EventStatus.RETRYING)
+
+
+@cache
+def handlers() -> dict[tuple[str, str], Handler]:
+    """Every app's handlers, by (provider, topic). Plain dicts, merged here."""
+    from integrations.webhook_handlers import HANDLERS as commerce
+
+    from .generic_handlers import HANDLERS as generic
+
+    return {**commerce, **generic}
+
+
+def process(event_pk: int) -> str:
+    """Claim and process one event; returns what happened, for the task's result."""
+    now = timezone.now()
+    claimed = WebhookEvent.objects.filter(pk=event_pk, status__in=CLAIMABLE).update(
+        status=EventStatus.PROCESSING, attempts=F("attempts") + 1, locked_until=now + LOCK, next_attempt_at=None
+    )
+    if not claimed:
+        return "already taken or done"
+    event = WebhookEvent.objects.select_related("connection").get(pk=event_pk)
+    handler = handlers().get((event.provider, event.topic))
+    if handler is None:
+        return _finish(event, EventStatus.IGNORED, outcome=f"No handler for the topic “{event.topic}”.")
+    if not event.connection.enabled or event.connection.status == ConnectionStatus.DISABLED:
+        return _finish(event, EventStatus.IGNORED, outcome="The connection is disabled.")
+    try:
+        with transaction.atomic():
+            outcome = handler(event) or "done"
+            return _finish(event, EventStatus.PROCESSED, outcome=outcome)
+    except Unprocessable as problem:
+        logger.warning("Webhook event %s parked: %s", event.pk, problem)
+        return _finish(event, EventStatus.PARKED, error=str(problem))
+    except Exception as problem:  # passing trouble: retried, then parked
+        logger.exception("Webhook event %s failed (attempt %s)", event.pk, event.attempts)
+        error = f"{type(problem).__name__}: {problem}"
+        if event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            return _finish(event, EventStatus.PARKED, error=f"Gave up after {event.attempts} attempts. {error}")
+        return _finish(event, EventStatus.RETRYING, error=error, retry_at=timezone.now() + backoff(event.attempts))
+
+
+def backoff(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min, ... at most an hour, with up to 20 % jitter so retries do not bunch."""
+    base = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)
+    seconds = min(base, MAX_BACKOFF.total_seconds())
+    return timedelta(seconds=seconds * (1 + random.random() * 0.2))  # noqa: S311 (jitter)
+
+
+def _finish(event: WebhookEvent, status: str, *, outcome: str = "", error: str = "", retry_at=None) -> str:
+    now = timezone.now()
+    WebhookEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(
+        status=status,
+        outcome=outcome[:255],
+        error=error,
+        next_attempt_at=retry_at,
+        locked_until=None,
+        processed_at=now if status in (EventStatus.PROCESSED, EventStatus.IGNORED) else None,
+    )
+    return f"{status}: {outcome or error}"
+
+
+def due(now=None, limit: int = 500) -> list[int]:
+    """Events the sweep should (re)queue: retries that are due, received ones the queue never
+    delivered, and ones whose worker died while holding them."""
+    now = now or timezone.now()
+    stale_locks = WebhookEvent.objects.filter(status=EventStatus.PROCESSING, locked_until__lt=now)
+    stale_locks.update(status=EventStatus.RETRYING, locked_until=None, next_attempt_at=now)
+    return list(
+        WebhookEvent.objects.filter(
+            Q(status=EventStatus.RETRYING, next_attempt_at__lte=now)
+            | Q(status=EventStatus.RECEIVED, received_at__lt=now - UNCLAIMED_AFTER)
+        )
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def replay(events) -> int:
+    """Put parked, failed, ignored or processed events back in the queue (the admin's Replay).
+    Rejected ones are never processed: their signature did not hold."""
+    pks = list(events.exclude(status__in=[EventStatus.REJECTED, EventStatus.PROCESSING]).values_list("pk", flat=True))
+    WebhookEvent.objects.filter(pk__in=pks).update(
+        status=EventStatus.RECEIVED, attempts=0, next_attempt_at=None, error="", outcome=""
+    )
+    from .inbox import enqueue
+
+    for pk in pks:
+        transaction.on_commit(lambda pk=pk: enqueue(pk))
+    return len(pks)

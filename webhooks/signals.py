@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save, pre_delete
+from django.dispatch import receiver
+from django_q.tasks import async_task
+
+from integrations.errors import IntegrationError
+from integrations.models import Connection, SyncRun, SyncStatus, SyncTrigger
+from integrations.services import connection_tested
+
+from . import registration
+from .models import WebhookSubscription
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(connection_tested, dispatch_uid="webhooks-register-after-test")
+def register_after_test(sender, connection: Connection, result, **kwargs) -> None:
+    if result.ok and registration.can_register(connection):
+        pk = connection.pk
+        transaction.on_commit(lambda: async_task("webhooks.tasks.register_webhooks", pk, task_name=f"webhooks-{pk}"))
+
+
+@receiver(pre_delete, sender=Connection, dispatch_uid="webhooks-remember-before-delete")
+def remember_subscriptions(sender, instance: Connection, **kwargs) -> None:
+    instance._webhook_remote_ids = list(
+        WebhookSubscription.objects.filter(connection=instance).values_list("remote_id", flat=True)
+    )
+
+
+@receiver(post_delete, sender=Connection, dispatch_uid="webhooks-delete-on-platform")
+def delete_on_platform(sender, instance: Connection, **kwargs) -> None:
+    """Once the deletion commits, ask the platform to stop sending (best effort: a platform drops
+    subscriptions whose deliveries keep failing anyway, and ours now answer 404)."""
+    remote_ids = getattr(instance, "_webhook_remote_ids", [])
+    if not remote_ids or instance.platform not in registration.registrars():
+        return
+
+    def delete() -> None:
+        from integrations.connectors import get_connector
+
+        try:
+            registrar = registration.registrars()[instance.platform](get_connector(instance))
+            for remote_id in remote_ids:
+                registrar.delete(remote_id)
+        except IntegrationError as error:
+            logger.warning("Could not delete webhooks of deleted connection %s: %s", instance.pk, error.message)
+
+    transaction.on_commit(delete)
+
+
+@receiver(post_save, sender=SyncRun, dispatch_uid="webhooks-count-missed")
+def count_missed_by_webhooks(sender, instance: SyncRun, **kwargs) -> None:
+    """A scheduled sync of a connection with webhooks reconciles: whatever it still had to create
+    or update is a change the webhooks did not bring (or had not brought yet)."""
+    if (
+        instance.status != SyncStatus.SUCCEEDED
+        or instance.trigger != SyncTrigger.SCHEDULE
+        or instance.missed_by_webhooks is not None
+        or not WebhookSubscription.objects.filter(connection_id=instance.connection_id).exists()
+    ):
+        return
+    totals = instance.totals
+    missed = totals["created"] + totals["updated"]
+    SyncRun.objects.filter(pk=instance.pk).update(missed_by_webhooks=missed)
+    instance.missed_by_webhooks = missed

@@ -1,0 +1,28 @@
+"""Task-cluster work for webhooks. Tasks take ids and are idempotent; outcomes are recorded on the
+event rows, where people look."""
+
+from __future__ import annotations
+
+from . import processing
+
+
+def process_event(event_pk: int) -> str:
+    return processing.process(event_pk)
+
+
+def sweep() -> str:
+    """Every minute: process events whose retry is due, that the queue never delivered, or whose
+    worker died. Runs them here, one after another, so a backlog never floods the queue."""
+    done = [processing.process(pk) for pk in processing.due()]
+    return f"{len(done)} events processed"
+
+
+def register_webhooks(connection_pk: int) -> str:
+    from integrations.models import Connection
+
+    from .registration import register
+
+    connection = Connection.objects.filter(pk=connection_pk).first()
+    if connection is None:
+        return "connection gone"
+    return register(connection).summary

@@ -133,7 +133,14 @@ def test_retry_after_accepts_seconds_and_http_dates():
     assert parse_retry_after(None) is None
 
 
-def test_the_rate_budget_lets_a_burst_through_then_waits_for_the_next_window(db, sleeps):
+@pytest.fixture
+def still_clock(monkeypatch):
+    """Budget windows are wall-clock slices: the clock stands still at a window's start, so a
+    test's requests cannot straddle two windows on a slow machine."""
+    monkeypatch.setattr("integrations.http.time.time", lambda: 1_750_000_000.0)
+
+
+def test_the_rate_budget_lets_a_burst_through_then_waits_for_the_next_window(db, sleeps, still_clock):
     budget = RateBudget("t1", rate=2, burst=4, sleep=sleeps)
     for _ in range(4):
         budget.acquire()
@@ -144,7 +151,7 @@ def test_the_rate_budget_lets_a_burst_through_then_waits_for_the_next_window(db,
         budget.acquire(max_wait=1.0)
 
 
-def test_the_rate_budget_is_shared_by_every_client_of_a_connection(db, sleeps):
+def test_the_rate_budget_is_shared_by_every_client_of_a_connection(db, sleeps, still_clock):
     first, second = RateBudget("t2", 1, 3, sleep=sleeps), RateBudget("t2", 1, 3, sleep=sleeps)
     first.acquire()
     first.acquire()

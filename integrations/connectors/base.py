@@ -89,12 +89,19 @@ class Connector:
         self.connection = connection
         self.credentials = connection.credentials or {}
         spec = connection.spec
-        self.budget = RateBudget(f"connection:{connection.pk}", spec.rate_limit, spec.rate_burst)
+        self.budget = RateBudget(f"connection:{self.cache_id}", spec.rate_limit, spec.rate_burst)
         if client is None:
             client = HttpClient(budget=self.budget, allow_private=settings.INTEGRATIONS_ALLOW_PRIVATE_URLS)
         # An injected client (tests, benchmarks) still speaks this platform's hints.
         client.hints = self.hints()
         self.client = client
+
+    @property
+    def cache_id(self) -> str:
+        """What this connection's shared state (rate budget, cost bucket, cached facts) is keyed by:
+        its id, or for an unsaved one (credentials tested before saving) its own uuid, so such tests
+        never share state with each other or with a saved connection."""
+        return str(self.connection.pk) if self.connection.pk else f"unsaved-{self.connection.uuid}"
 
     # --- What each connector provides ---
 

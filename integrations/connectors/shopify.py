@@ -78,7 +78,7 @@ class ShopifyConnector(Connector):
             if self.client.budget is not None:
                 self.client.budget.sleep = self.client.sleep
         self.sleep = self.client.sleep
-        self.throttle = CostThrottle(str(connection.pk), self.sleep)
+        self.throttle = CostThrottle(self.cache_id, self.sleep)
         self.shop_currency: str = cache.get(self._currency_key) or ""
 
     def hints(self) -> Hints:
@@ -300,7 +300,7 @@ class ShopifyConnector(Connector):
 
     @property
     def _currency_key(self) -> str:
-        return f"shopify:currency:{self.connection.pk}"
+        return f"shopify:currency:{self.cache_id}"
 
     def _count(self, stream: str) -> tuple[int | None, str]:
         field = queries.COUNTS[stream]

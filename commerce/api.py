@@ -1,33 +1,26 @@
 """Read-only API for the commerce records of the caller's tenant: orders, products, customers and
-stock. Every list is cursor-paginated and filters on `platform` and `updated_since`."""
+stock. Every list is cursor-paginated, filters on `platform` and `updated_since`, and may be ordered
+by the fields in its `ordering_fields`."""
 
 from __future__ import annotations
 
-import datetime
-
 from django.db.models import F, Prefetch, QuerySet
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins
-from rest_framework.exceptions import ValidationError
 
-from tenants.api import TenantScopedViewSet
+from tenants.api import UPDATED_SINCE, TenantScopedViewSet, parse_timestamp
 
-from .models import Customer, InventoryLevel, Order, Product, ProductVariant
+from .models import Customer, FulfillmentStatus, InventoryLevel, Order, OrderStatus, Product, ProductVariant
 from .serializers import CustomerSerializer, InventoryLevelSerializer, OrderSerializer, ProductSerializer
 
+__all__ = ["CustomerViewSet", "InventoryViewSet", "OrderViewSet", "ProductViewSet", "parse_timestamp"]
 
-def parse_timestamp(value: str, param: str = "updated_since") -> datetime.datetime:
-    """An ISO 8601 date-time from a query parameter; a naive one is taken as UTC."""
-    try:
-        moment = parse_datetime(value)
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise ValidationError({param: "Use an ISO 8601 date-time, e.g. 2026-01-31T00:00:00Z."})
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, datetime.UTC)
-    return moment
+
+def list_filters(*extra: OpenApiParameter) -> type:
+    """The schema of a commerce list's query parameters: `platform`, `updated_since` and `extra`."""
+    platform = OpenApiParameter("platform", OpenApiTypes.STR, description="Only records from this platform.")
+    return extend_schema_view(list=extend_schema(parameters=[platform, UPDATED_SINCE, *extra]))
 
 
 class CommerceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantScopedViewSet):
@@ -36,6 +29,7 @@ class CommerceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
 
     platform_field = "connection__platform"
     ordering: str | tuple[str, ...] = ("-updated_at", "-pk")
+    ordering_fields: tuple[str, ...] = ("updated_at", "id")
     lookup_value_regex = "[0-9]+"
 
     def get_queryset(self) -> QuerySet:
@@ -51,6 +45,13 @@ class CommerceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
         return qs
 
 
+@extend_schema(tags=["orders"])
+@list_filters(
+    OpenApiParameter("status", OpenApiTypes.STR, enum=OrderStatus.values, description="Only this status."),
+    OpenApiParameter(
+        "fulfillment_status", OpenApiTypes.STR, enum=FulfillmentStatus.values, description="Only this fulfilment."
+    ),
+)
 class OrderViewSet(CommerceViewSet):
     """Orders of the caller's tenant. Filters: `platform`, `status`, `fulfillment_status`,
     `updated_since` (ISO 8601)."""
@@ -59,6 +60,7 @@ class OrderViewSet(CommerceViewSet):
     serializer_class = OrderSerializer
     scope_resource = "orders"
     ordering = "-placed_at"
+    ordering_fields = ("placed_at", "updated_at", "total", "id")
     platform_field = "channel"
 
     def filter_rows(self, qs: QuerySet, params) -> QuerySet:
@@ -70,12 +72,15 @@ class OrderViewSet(CommerceViewSet):
         return qs
 
 
+@extend_schema(tags=["products"])
+@list_filters(OpenApiParameter("status", OpenApiTypes.STR, description="Only this status, e.g. active."))
 class ProductViewSet(CommerceViewSet):
     """Products with their variants. Filters: `platform`, `status`, `updated_since`."""
 
     queryset = Product.objects.all()
     serializer_class = ProductSerializer
     scope_resource = "products"
+    ordering_fields = ("updated_at", "created_at", "title", "id")
 
     def filter_rows(self, qs: QuerySet, params) -> QuerySet:
         # The raw platform payloads are not served, so they are not loaded either.
@@ -87,23 +92,29 @@ class ProductViewSet(CommerceViewSet):
         return qs
 
 
+@extend_schema(tags=["customers"])
+@list_filters()
 class CustomerViewSet(CommerceViewSet):
     """Customers. Filters: `platform`, `updated_since`."""
 
     queryset = Customer.objects.all()
     serializer_class = CustomerSerializer
     scope_resource = "customers"
+    ordering_fields = ("updated_at", "created_at", "id")
 
     def filter_rows(self, qs: QuerySet, params) -> QuerySet:
         return qs.defer("raw").annotate(platform=F("connection__platform"))
 
 
+@extend_schema(tags=["inventory"])
+@list_filters()
 class InventoryViewSet(CommerceViewSet):
     """Stock per variant and location. Filters: `platform`, `updated_since`. Needs `products:read`."""
 
     queryset = InventoryLevel.objects.all()
     serializer_class = InventoryLevelSerializer
     scope_resource = "products"
+    ordering_fields = ("updated_at", "available", "id")
 
     def filter_rows(self, qs: QuerySet, params) -> QuerySet:
         return qs.defer("raw").annotate(

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here: the API docs work offline
     "django_q",
     "tenants",
     "integrations",
@@ -173,10 +175,39 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.ApiRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "config.api.CursorPagination",
+    "DEFAULT_SCHEMA_CLASS": "tenants.schema.AutoSchema",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# Requests per hour: per API key by its tier, and per signed-in user (the default rate). Counted in
+# fixed one-hour windows in the cache, so every process shares them when REDIS_URL is set.
+API_RATE_DEFAULT = env.int("API_RATE_DEFAULT", default=1000)
+API_RATE_PREMIUM = env.int("API_RATE_PREMIUM", default=10000)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Commerce hub API",
+    "DESCRIPTION": (
+        "The public REST API of the commerce integration hub. Authenticate with an API key "
+        "(`Authorization: Bearer <key>` or `X-Api-Key: <key>`) or a signed-in session. Every error is "
+        '`{"error": {"code", "message", "details"}}`.'
+    ),
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Several models have a `status`; each choice set gets its own name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "TenantStatusEnum": "tenants.models.TenantStatus",
+        "ConnectionStatusEnum": "integrations.models.ConnectionStatus",
+        "SyncStatusEnum": "integrations.models.SyncStatus",
+        "OrderStatusEnum": "commerce.models.OrderStatus",
+    },
 }
 API_KEY_PREFIX = env.str("API_KEY_PREFIX", default="hub")
 
@@ -203,6 +234,19 @@ WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
 WEBHOOK_SECRET_GRACE_SECONDS = env.int("WEBHOOK_SECRET_GRACE_SECONDS", default=3600)
 # Signed timestamps (Stripe, the generic HMAC, SendGrid) older or newer than this are refused.
 WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS = env.int("WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS", default=300)
+# Outbound hooks (clients' URLs, Zapier): https and public addresses only, unless
+# INTEGRATIONS_ALLOW_PRIVATE_URLS is on. Timeouts of one attempt, in seconds.
+HOOKS_CONNECT_TIMEOUT = env.float("HOOKS_CONNECT_TIMEOUT", default=3.0)
+HOOKS_READ_TIMEOUT = env.float("HOOKS_READ_TIMEOUT", default=10.0)
+# Seconds from a failed attempt to the next (with ±10 % jitter); after the last, the delivery has
+# failed. The default tries 8 times over about 28 hours.
+HOOKS_RETRY_DELAYS = env.list("HOOKS_RETRY_DELAYS", cast=int, default=[60, 300, 1800, 7200, 18000, 36000, 36000])
+# A subscription whose deliveries have all failed for this many days is switched off, its owners told.
+HOOKS_DISABLE_AFTER_DAYS = env.int("HOOKS_DISABLE_AFTER_DAYS", default=3)
+HOOKS_MAX_SUBSCRIPTIONS = env.int("HOOKS_MAX_SUBSCRIPTIONS", default=100)
+# Orders and customers the platform dates further back than this reach the hub without an
+# order.created / customer.created hook (a first sync's backfill must not fire every zap).
+HOOKS_BACKFILL_DAYS = env.int("HOOKS_BACKFILL_DAYS", default=7)
 
 # --- Manual uploads -------------------------------------------------------------------------------
 # Where uploaded CSV/JSON/XML files are kept (per tenant and job), and the largest file accepted.

@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from commerce.api import CustomerViewSet, InventoryViewSet, OrderViewSet, ProductViewSet
@@ -10,6 +11,7 @@ from tenants import api as tenants_api
 from tenants import views as tenants_views
 from tenants.forms import ThrottledAuthenticationForm
 
+from . import admin_api
 from .health import health
 
 router = SimpleRouter()
@@ -23,6 +25,16 @@ router.register("inventory", InventoryViewSet, basename="inventory")
 router.register("platforms", PlatformViewSet, basename="platform")
 router.register("integrations", ConnectionViewSet, basename="integration")
 router.register("sync-runs", SyncRunViewSet, basename="sync-run")
+router.register("api-keys", tenants_api.ApiKeyViewSet, basename="api-key")
+
+# The admin API for superadmins (config/admin_api.py); optional trailing slash, like the router's.
+admin_api_urls = [
+    re_path(r"^clients/?$", admin_api.ClientsView.as_view(), name="admin-api-clients"),
+    re_path(r"^platforms/?$", admin_api.PlatformsView.as_view(), name="admin-api-platforms"),
+    re_path(r"^credentials/test/?$", admin_api.CredentialTestView.as_view(), name="admin-api-credentials-test"),
+    re_path(r"^connections/test/?$", admin_api.BulkTestView.as_view(), name="admin-api-connections-test"),
+    re_path(r"^overview/?$", admin_api.OverviewView.as_view(), name="admin-api-overview"),
+]
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:home", permanent=False)),
@@ -36,9 +48,14 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("dashboard/uploads/", include("commerce.upload_urls")),
+    path("dashboard/api-keys/", include("tenants.urls")),
     path("dashboard/", include("commerce.urls")),
     path("dashboard/switch/<slug:slug>/", tenants_views.switch_tenant, name="switch-tenant"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/me", tenants_api.me, name="api-me"),
+    path("api/v1/admin/", include(admin_api_urls)),
+    path("api/v1/", include("webhooks.api_urls")),
     path("api/v1/", include(router.urls)),
 ]
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tenants.fields import SecretDict
@@ -97,6 +99,14 @@ def clean_credentials(
     return merged, changed
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "description": "Credential field name → value, as the platform catalogue lists them. Secret values are "
+        "write-only: they come back masked.",
+    }
+)
 class CredentialsField(serializers.Field):
     """Reads as the masked credentials of the connection; writes a JSON object of name → value,
     checked against the platform in `ConnectionSerializer.validate`."""
@@ -113,6 +123,20 @@ class CredentialsField(serializers.Field):
         if not isinstance(data, dict):
             self.fail("not_a_dict")
         return {"credentials": data}
+
+
+class SyncStatsSerializer(serializers.Serializer):
+    """A connection's sync figures (`connection_stats`)."""
+
+    total = serializers.IntegerField(help_text="Finished runs.")
+    successful = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    running = serializers.IntegerField()
+    success_rate = serializers.FloatField(allow_null=True, help_text="Per cent of finished runs that succeeded.")
+    average_duration = serializers.FloatField(allow_null=True, help_text="Seconds, over successful runs.")
+    last_duration = serializers.FloatField(allow_null=True, help_text="Seconds.")
+    last_status = serializers.CharField(allow_null=True)
+    last_finished_at = serializers.DateTimeField(allow_null=True)
 
 
 class ConnectionSerializer(serializers.ModelSerializer):
@@ -160,6 +184,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
         self.changed_credentials: list[str] = []
         self.changed_fields: list[str] = []
 
+    @extend_schema_field(SyncStatsSerializer)
     def get_stats(self, connection: Connection) -> dict[str, Any]:
         return {**EMPTY_STATS, **self.context.get("stats", {}).get(connection.pk, {})}
 
@@ -210,6 +235,7 @@ class ConnectionStatusSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "platform", "status", "enabled", "last_tested_at", "last_error", "stats"]
         read_only_fields = fields
 
+    @extend_schema_field(SyncStatsSerializer)
     def get_stats(self, connection: Connection) -> dict[str, Any]:
         return {**EMPTY_STATS, **self.context.get("stats", {}).get(connection.pk, {})}
 
@@ -262,6 +288,51 @@ class SyncRunSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(OpenApiTypes.FLOAT)
     def get_duration_seconds(self, run: SyncRun) -> float | None:
         duration = run.duration
         return round(duration.total_seconds(), 2) if duration is not None else None
+
+
+# --- Schema-only shapes: what the catalogue and a connection test return ---
+
+
+class CredentialFieldSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    secret = serializers.BooleanField()
+    required = serializers.BooleanField()
+    help_text = serializers.CharField()
+    example = serializers.CharField()
+    choices = serializers.ListField(child=serializers.CharField())
+
+
+class PlatformSerializer(serializers.Serializer):
+    """One platform of the catalogue (`PlatformSpec.as_dict()`)."""
+
+    platform = serializers.CharField()
+    label = serializers.CharField()
+    kind = serializers.CharField()
+    credentials = CredentialFieldSerializer(many=True)
+    scopes = serializers.ListField(child=serializers.CharField())
+    streams = serializers.ListField(child=serializers.CharField())
+    rate_limit = serializers.FloatField(help_text="Requests per second one connection may make.")
+    rate_burst = serializers.IntegerField()
+    docs_url = serializers.CharField()
+    oauth = serializers.BooleanField()
+    extra = serializers.DictField()
+
+
+class CheckResultSerializer(serializers.Serializer):
+    """The result of a connection test (`CheckResult.as_dict()`)."""
+
+    ok = serializers.BooleanField()
+    message = serializers.CharField()
+    hint = serializers.CharField()
+    error_code = serializers.CharField()
+    granted = serializers.ListField(child=serializers.CharField())
+    missing = serializers.ListField(child=serializers.CharField())
+    samples = serializers.DictField(child=serializers.IntegerField())
+    warnings = serializers.ListField(child=serializers.CharField())
+    latency_ms = serializers.IntegerField(allow_null=True)
+    details = serializers.DictField()

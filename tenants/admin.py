@@ -4,12 +4,28 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model, password_validation
 from django.db import transaction
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
-from . import audit
-from .models import ApiKey, ApiKeyScope, AuditLog, Membership, Role, Tenant, TenantStatus
+from . import audit, usage
+from .models import (
+    AdminApiKey,
+    ApiKey,
+    ApiKeyScope,
+    ApiKeyTier,
+    ApiUsage,
+    AuditLog,
+    Membership,
+    Role,
+    Tenant,
+    TenantStatus,
+)
 
 User = get_user_model()
 
@@ -199,25 +215,90 @@ class MembershipAdmin(admin.ModelAdmin):
 
 class ApiKeyForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(choices=ApiKeyScope.choices, widget=forms.CheckboxSelectMultiple, required=False)
+    tier = forms.ChoiceField(
+        choices=ApiKeyTier.choices,
+        initial=ApiKeyTier.DEFAULT,
+        required=False,
+        help_text="Premium keys get API_RATE_PREMIUM requests an hour instead of API_RATE_DEFAULT.",
+    )
+
+    def clean_tier(self) -> str:
+        return self.cleaned_data.get("tier") or ApiKeyTier.DEFAULT
 
     class Meta:
         model = ApiKey
-        fields = ["tenant", "name", "scopes"]
+        fields = ["tenant", "name", "scopes", "tier"]
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     form = ApiKeyForm
-    list_display = ["name", "tenant", "prefix", "scope_list", "created_at", "last_used_at", "state"]
-    list_filter = ["tenant", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = [
+        "name",
+        "tenant",
+        "prefix",
+        "tier",
+        "scope_list",
+        "created_at",
+        "last_used_at",
+        "requests_30_days",
+        "error_rate_30_days",
+        "state",
+    ]
+    list_filter = ["tier", "tenant", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "tenant__name"]
-    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at", "usage_report"]
+    list_select_related = ["tenant"]
     actions = ["revoke"]
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None):
         if obj is None:
-            return ["tenant", "name", "scopes"]
-        return ["tenant", "name", "scopes", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+            return ["tenant", "name", "scopes", "tier"]
+        return [
+            "tenant",
+            "name",
+            "scopes",
+            "tier",
+            "prefix",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+            "usage_report",
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        usage.drain()
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request: HttpRequest):
+        # Each key's last 30 days, for the list's columns (one subquery per figure).
+        since, _ = usage.usage_window()
+        recent = ApiUsage.objects.filter(api_key=OuterRef("pk"), day__gte=since).order_by().values("api_key")
+        total = recent.annotate(n=Sum("count")).values("n")
+        errors = recent.filter(status_code__gte=400).annotate(n=Sum("count")).values("n")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(requests_30=Coalesce(Subquery(total), 0), errors_30=Coalesce(Subquery(errors), 0))
+        )
+
+    @admin.display(description="requests (30 d)", ordering="requests_30")
+    def requests_30_days(self, obj: ApiKey) -> int:
+        return obj.requests_30
+
+    @admin.display(description="errors (30 d)", ordering="errors_30")
+    def error_rate_30_days(self, obj: ApiKey) -> str:
+        if not obj.requests_30:
+            return "—"
+        return f"{obj.errors_30} ({round(100 * obj.errors_30 / obj.requests_30, 1)}%)"
+
+    @admin.display(description="usage, last 30 days (UTC)")
+    def usage_report(self, obj: ApiKey) -> SafeString:
+        usage.drain()
+        summary = usage.key_summary(obj)
+        url = reverse("admin:tenants_apiusage_changelist") + f"?api_key__id__exact={obj.pk}"
+        return render_to_string("admin/tenants/apikey/usage.html", {"usage": summary, "rows_url": url})
 
     def get_readonly_fields(self, request: HttpRequest, obj: ApiKey | None = None):
         # A key's tenant never changes after it is issued.
@@ -241,7 +322,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
                 )
             return
         key, raw_key = ApiKey.generate(
-            tenant=obj.tenant, name=obj.name, scopes=form.cleaned_data["scopes"], created_by=request.user
+            tenant=obj.tenant,
+            name=obj.name,
+            scopes=form.cleaned_data["scopes"],
+            created_by=request.user,
+            tier=form.cleaned_data["tier"],
         )
         obj.pk, obj.prefix = key.pk, key.prefix
         audit.record("api_key.created", request=request, tenant=key.tenant, target=key, scopes=key.scopes)
@@ -275,6 +360,111 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in queryset.filter(revoked_at__isnull=True).select_related("tenant"):
             key.revoke()
             audit.record("api_key.revoked", request=request, tenant=key.tenant, target=key)
+            revoked += 1
+        self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(ApiUsage)
+class ApiUsageAdmin(admin.ModelAdmin):
+    """Every key's daily counts by endpoint, method and status, read-only."""
+
+    list_display = ["day", "api_key", "tenant", "method", "endpoint", "status_code", "count"]
+    list_filter = ["day", "method", "status_code", "tenant"]
+    search_fields = ["endpoint", "api_key__prefix", "api_key__name", "tenant__name"]
+    date_hierarchy = "day"
+    list_select_related = ["api_key", "tenant"]
+    raw_id_fields = ["api_key"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        usage.drain()
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiUsage | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiUsage | None = None) -> bool:
+        return False
+
+
+class AdminApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = AdminApiKey
+        fields = ["user", "name"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "user" in self.fields:  # read-only once the key exists
+            self.fields["user"].queryset = User.objects.filter(is_superuser=True, is_active=True)
+            self.fields["user"].help_text = "The key acts as this superuser on the admin API (/api/v1/admin/)."
+
+
+@admin.register(AdminApiKey)
+class AdminApiKeyAdmin(admin.ModelAdmin):
+    """Superadmins' keys to the admin API. Only superusers see or issue them."""
+
+    form = AdminApiKeyForm
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "state"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__username"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: AdminApiKey | None = None) -> bool:
+        return request.user.is_superuser
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: AdminApiKey | None = None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj: AdminApiKey | None = None) -> bool:
+        return False
+
+    def get_fields(self, request: HttpRequest, obj: AdminApiKey | None = None):
+        return ["user", "name"] if obj is None else ["user", "name", *self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AdminApiKey | None = None):
+        return [*self.readonly_fields, "user"] if obj else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: AdminApiKey, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, raw_key = AdminApiKey.generate(form.cleaned_data["user"], obj.name)
+        obj.pk, obj.prefix = key.pk, key.prefix
+        audit.record("admin_api_key.created", request=request, target=key, user=key.user.get_username())
+        request._new_api_key = raw_key
+
+    def response_add(self, request: HttpRequest, obj: AdminApiKey, post_url_continue: str | None = None):
+        raw_key = getattr(request, "_new_api_key", None)
+        if raw_key is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "key": obj,
+            "raw_key": raw_key,
+            "title": "Admin API key created",
+        }
+        return TemplateResponse(request, "admin/tenants/adminapikey/created.html", context)
+
+    @admin.display(description="state")
+    def state(self, obj: AdminApiKey) -> str:
+        return "revoked" if obj.is_revoked else "active"
+
+    @admin.action(description="Revoke selected admin API keys")
+    def revoke(self, request: HttpRequest, queryset) -> None:
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True):
+            key.revoke()
+            audit.record("admin_api_key.revoked", request=request, target=key)
             revoked += 1
         self.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
 

@@ -8,4 +8,4 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants and access"
 
     def ready(self) -> None:
-        from . import fields, signals  # noqa: F401  (connect receivers)
+        from . import fields, schema, signals  # noqa: F401  (connect receivers, register schema extensions)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from .models import ApiKey, TenantStatus
+from .models import AdminApiKey, ApiKey, TenantStatus, admin_key_word
 
 # last_used_at is written at most this often per key, so authentication is not a write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -67,11 +67,42 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("This API key has been revoked.")
         if key.tenant.status != TenantStatus.ACTIVE:
             raise exceptions.AuthenticationFailed("This account is suspended.")
-        now = timezone.now()
-        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-            key.last_used_at = now
+        touch(key)
         return ApiKeyUser(key), key
+
+    def authenticate_header(self, request: Request) -> str:
+        return self.keyword
+
+
+def touch(key: ApiKey | AdminApiKey) -> None:
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        type(key).objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+
+
+class AdminApiKeyAuthentication(authentication.BaseAuthentication):
+    """A superadmin's key for the admin API, sent like a tenant's key. It authenticates as its user,
+    who must be an active superuser now. Any other key is left to the next authenticator."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request):
+        raw_key = key_from_request(request)
+        if raw_key is None:
+            return None
+        parts = raw_key.split("_", 2)
+        if len(parts) != 3 or parts[0] != admin_key_word():
+            return None
+        key = AdminApiKey.objects.select_related("user").filter(prefix=f"{parts[0]}_{parts[1]}").first()
+        if key is None or not key.matches(raw_key):
+            raise exceptions.AuthenticationFailed("Invalid API key.")
+        if key.is_revoked:
+            raise exceptions.AuthenticationFailed("This API key has been revoked.")
+        if not (key.user.is_active and key.user.is_superuser):
+            raise exceptions.AuthenticationFailed("This key's user is no longer a superadmin.")
+        touch(key)
+        return key.user, key
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword

@@ -20,9 +20,14 @@ SUSPENDED_MESSAGE = "Your company's account is suspended, so you have been signe
 
 
 def tenants_for_user(user) -> list[Tenant]:
+    """The user's tenants, each carrying the user's role in it as `member_role`."""
     if not getattr(user, "is_authenticated", False):
         return []
-    return [m.tenant for m in Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")]
+    tenants = []
+    for membership in Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name"):
+        membership.tenant.member_role = membership.role
+        tenants.append(membership.tenant)
+    return tenants
 
 
 def resolve_tenant(user, session) -> tuple[Tenant | None, bool]:

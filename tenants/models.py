@@ -91,6 +91,10 @@ class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
 
 
+# Who may create, list and revoke a client's API keys.
+KEY_MANAGER_ROLES = frozenset({Role.OWNER, Role.ADMIN})
+
+
 class Membership(TenantOwned):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
@@ -117,65 +121,53 @@ class ApiKeyScope(models.TextChoices):
     CAMPAIGNS_WRITE = "campaigns:write", "Create and send campaigns"
     PAYMENTS_READ = "payments:read", "Read payments"
     PAYMENTS_WRITE = "payments:write", "Create payments and refunds"
+    HOOKS_READ = "hooks:read", "Read webhook subscriptions"
     HOOKS_WRITE = "hooks:write", "Manage webhook subscriptions"
+    KEYS_READ = "keys:read", "Read API keys and their usage"
+    KEYS_WRITE = "keys:write", "Create and revoke API keys"
+
+
+# Managing keys is an administrator's power, so a new key gets it only when asked for.
+KEY_MANAGEMENT_SCOPES = frozenset({ApiKeyScope.KEYS_READ, ApiKeyScope.KEYS_WRITE})
 
 
 def default_scopes() -> list[str]:
-    return [s.value for s in ApiKeyScope if s.value.endswith(":read")]
+    return [s.value for s in ApiKeyScope if s.value.endswith(":read") and s not in KEY_MANAGEMENT_SCOPES]
+
+
+class ApiKeyTier(models.TextChoices):
+    """How many requests an hour a key may make (settings API_RATE_DEFAULT and API_RATE_PREMIUM)."""
+
+    DEFAULT = "default", "Default"
+    PREMIUM = "premium", "Premium"
 
 
 def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-class ApiKeyQuerySet(TenantQuerySet):
-    def active(self) -> ApiKeyQuerySet:
-        return self.filter(revoked_at__isnull=True)
+def new_raw_key(word: str) -> tuple[str, str]:
+    """A new (visible prefix, full key) pair of the form `<word>_<12 hex>_<43 random>`."""
+    prefix = f"{word}_{secrets.token_hex(6)}"
+    return prefix, f"{prefix}_{secrets.token_urlsafe(32)}"
 
 
-class ApiKey(TenantOwned):
-    """A tenant's key to the public API. Only its SHA-256 hash and a visible prefix are stored:
-    the full key is shown once, when it is created."""
+class HashedKey(models.Model):
+    """What every kind of key shares: only its SHA-256 hash and a visible prefix are stored, and the
+    full key is shown once, when it is issued. Keys are revoked, never deleted."""
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=32, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
-    scopes = models.JSONField(default=default_scopes, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    objects = ApiKeyQuerySet.as_manager()
-
     class Meta:
-        verbose_name = "API key"
-        ordering = ["-created_at"]
+        abstract = True
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
-
-    @classmethod
-    def generate(
-        cls, tenant: Tenant, name: str, scopes: list[str] | None = None, created_by: AbstractBaseUser | None = None
-    ) -> tuple[ApiKey, str]:
-        """Create a key and return it with the full secret, which is never stored or shown again."""
-        lookup = secrets.token_hex(6)
-        prefix = f"{settings.API_KEY_PREFIX}_{lookup}"
-        raw_key = f"{prefix}_{secrets.token_urlsafe(32)}"
-        key = cls(tenant=tenant, name=name, prefix=prefix, key_hash=hash_api_key(raw_key), created_by=created_by)
-        if scopes is not None:
-            key.scopes = list(scopes)
-        key.full_clean()
-        key.save()
-        return key, raw_key
-
-    def clean(self) -> None:
-        unknown = sorted(set(self.scopes or []) - set(ApiKeyScope.values))
-        if unknown:
-            raise ValidationError({"scopes": f"Unknown scopes: {', '.join(unknown)}."})
 
     def matches(self, raw_key: str) -> bool:
         return hmac.compare_digest(self.key_hash, hash_api_key(raw_key))
@@ -188,6 +180,109 @@ class ApiKey(TenantOwned):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+
+
+class ApiKeyQuerySet(TenantQuerySet):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(TenantOwned, HashedKey):
+    """A tenant's key to the public API, with its scopes and rate tier."""
+
+    scopes = models.JSONField(default=default_scopes, blank=True)
+    tier = models.CharField(
+        max_length=16,
+        choices=ApiKeyTier.choices,
+        default=ApiKeyTier.DEFAULT,
+        help_text="Premium keys get API_RATE_PREMIUM requests an hour instead of API_RATE_DEFAULT.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    @classmethod
+    def generate(
+        cls,
+        tenant: Tenant,
+        name: str,
+        scopes: list[str] | None = None,
+        created_by: AbstractBaseUser | None = None,
+        tier: str = ApiKeyTier.DEFAULT,
+    ) -> tuple[ApiKey, str]:
+        """Create a key and return it with the full secret, which is never stored or shown again."""
+        prefix, raw_key = new_raw_key(settings.API_KEY_PREFIX)
+        key = cls(
+            tenant=tenant, name=name, prefix=prefix, key_hash=hash_api_key(raw_key), created_by=created_by, tier=tier
+        )
+        if scopes is not None:
+            key.scopes = list(scopes)
+        key.full_clean()
+        key.save()
+        return key, raw_key
+
+    def clean(self) -> None:
+        unknown = sorted(set(self.scopes or []) - set(ApiKeyScope.values))
+        if unknown:
+            raise ValidationError({"scopes": f"Unknown scopes: {', '.join(unknown)}."})
+
+
+class ApiUsage(TenantOwned):
+    """How many requests one API key made on one day (UTC) to one endpoint with one method, by
+    response status. Written in batches from counters in the cache (`tenants.usage`)."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    endpoint = models.CharField(max_length=200, help_text="The route, e.g. /api/v1/orders/{pk}.")
+    method = models.CharField(max_length=10)
+    status_code = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "API usage"
+        verbose_name_plural = "API usage"
+        ordering = ["-day", "endpoint", "method", "status_code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "day", "endpoint", "method", "status_code"], name="apiusage_one_row_per_counter"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "day"], name="apiusage_tenant_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.method} {self.endpoint} → {self.status_code}: {self.count}"
+
+    @property
+    def is_error(self) -> bool:
+        return self.status_code >= 400
+
+
+class AdminApiKey(HashedKey):
+    """A superadmin's key to the admin API (`/api/v1/admin/`). It acts as its user, who must still
+    be an active superuser whenever it is used; it reaches no tenant's API. Keys look like
+    `<API_KEY_PREFIX>adm_<12 hex>_<secret>`, so they never pass for a tenant's key."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        verbose_name = "admin API key"
+        ordering = ["-created_at"]
+
+    @classmethod
+    def generate(cls, user: AbstractBaseUser, name: str) -> tuple[AdminApiKey, str]:
+        prefix, raw_key = new_raw_key(admin_key_word())
+        key = cls.objects.create(user=user, name=name, prefix=prefix, key_hash=hash_api_key(raw_key))
+        return key, raw_key
+
+
+def admin_key_word() -> str:
+    return f"{settings.API_KEY_PREFIX}adm"
 
 
 class AuditLog(models.Model):

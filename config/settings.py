@@ -220,6 +220,13 @@ SHOPIFY_API_VERSION = env.str("SHOPIFY_API_VERSION", default="2025-10")
 # A full Shopify sync of a stream with more records than this uses a bulk operation (JSONL export).
 SHOPIFY_BULK_THRESHOLD = env.int("SHOPIFY_BULK_THRESHOLD", default=10000)
 
+# --- Email ----------------------------------------------------------------------------------------
+# Where the hub's own mail goes (hook subscriptions switched off, alerts): an EMAIL_URL such as
+# smtp+tls://user:password@smtp.example.com:587. Development prints mail to the console.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="hub@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # --- Webhooks -------------------------------------------------------------------------------------
 # The hub's public address (https://hub.example.com), used for the webhook addresses it registers
 # on platforms. Without it the hub does not register webhooks (scheduled syncs still reconcile).

@@ -9,6 +9,8 @@ STANDING = {
     HEARTBEAT_SCHEDULE: (HEARTBEAT_FUNC, 1),
     # Retries due webhook events, and ones the queue lost or a dead worker held.
     "webhooks-sweep": ("webhooks.tasks.sweep", 1),
+    # Queues outbound hook deliveries whose retry is due, and ones the queue lost.
+    "hooks-sweep": ("webhooks.tasks.deliver_due_hooks", 1),
 }
 
 

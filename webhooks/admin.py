@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -15,7 +16,15 @@ from tenants import audit
 from tenants.logging import redact
 
 from .health import delivery_health
-from .models import EventStatus, WebhookEvent, WebhookSubscription
+from .models import (
+    DeliveryStatus,
+    EventStatus,
+    HookDelivery,
+    HookSubscription,
+    Milestone,
+    WebhookEvent,
+    WebhookSubscription,
+)
 from .processing import replay
 
 STATUS_COLOURS = {
@@ -170,6 +179,153 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
     list_filter = [("connection", admin.RelatedOnlyFieldListFilter), "tenant"]
     list_select_related = ["connection"]
     readonly_fields = ["tenant", "connection", "topic", "address", "remote_id", "registered_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+# --- Outbound hooks ----------------------------------------------------------------------------------
+
+DELIVERY_COLOURS = {
+    DeliveryStatus.SUCCEEDED: "#1a7f37",
+    DeliveryStatus.PENDING: "#175cd3",
+    DeliveryStatus.RETRYING: "#b54708",
+    DeliveryStatus.FAILED: "#b42318",
+    DeliveryStatus.CANCELLED: "#667085",
+}
+
+
+@admin.register(HookSubscription)
+class HookSubscriptionAdmin(admin.ModelAdmin):
+    """Clients' outbound hooks. The signing secret is never shown (the client saw it once)."""
+
+    list_display = ["created_at", "tenant", "event", "target_host", "active", "failing_since", "deliveries_link"]
+    list_filter = ["active", "event", "tenant"]
+    list_select_related = ["tenant"]
+    search_fields = ["target_url"]
+    fields = [
+        "tenant",
+        "event",
+        "target_url",
+        "payload_template",
+        "active",
+        "created_at",
+        "created_by_key",
+        "failing_since",
+        "disabled_at",
+        "disabled_reason",
+        "deliveries_link",
+    ]
+    readonly_fields = fields
+    actions = ["switch_off_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # Nothing is edited; "change" is the permission switching off needs.
+        return request.user.is_superuser
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="target")
+    def target_host(self, subscription: HookSubscription) -> str:
+        return urlsplit(subscription.target_url).hostname or subscription.target_url
+
+    @admin.display(description="deliveries")
+    def deliveries_link(self, subscription: HookSubscription) -> str:
+        url = reverse("admin:webhooks_hookdelivery_changelist") + f"?subscription__id__exact={subscription.pk}"
+        return format_html('<a href="{}">delivery log</a>', url)
+
+    @admin.action(description="Switch off selected subscriptions")
+    def switch_off_selected(self, request: HttpRequest, queryset) -> None:
+        from .outbound.delivery import switch_off
+
+        count = sum(
+            switch_off(subscription, f"Switched off by {request.user.get_username()} (superadmin).", notify=False)
+            for subscription in queryset.filter(active=True).select_related("tenant")
+        )
+        self.message_user(request, f"{count} subscription(s) switched off.", messages.SUCCESS)
+
+
+@admin.register(HookDelivery)
+class HookDeliveryAdmin(admin.ModelAdmin):
+    """The outbound delivery log: each message, its attempts and the target's last answer."""
+
+    list_display = [
+        "created_at",
+        "tenant",
+        "event",
+        "subscription",
+        "status_badge",
+        "attempts",
+        "response_code",
+        "response_ms",
+        "short_error",
+    ]
+    list_filter = ["status", "event", "tenant"]
+    list_select_related = ["tenant", "subscription"]
+    search_fields = ["webhook_id"]
+    date_hierarchy = "created_at"
+    fields = [
+        "tenant",
+        "subscription",
+        "event",
+        "webhook_id",
+        "status",
+        "attempts",
+        "created_at",
+        "last_attempt_at",
+        "next_attempt_at",
+        "delivered_at",
+        "response_code",
+        "response_ms",
+        "error",
+        "response_display",
+        "payload_display",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, item: HookDelivery) -> str:
+        return format_html(
+            '<strong style="color:{}">{}</strong>', DELIVERY_COLOURS.get(item.status, "#000"), item.get_status_display()
+        )
+
+    @admin.display(description="error")
+    def short_error(self, item: HookDelivery) -> str:
+        return item.error[:120]
+
+    @admin.display(description="response body (first 2 KB)")
+    def response_display(self, item: HookDelivery) -> str:
+        return pretty(item.response_body)
+
+    @admin.display(description="payload")
+    def payload_display(self, item: HookDelivery) -> str:
+        return pretty(json.dumps(item.payload))
+
+
+@admin.register(Milestone)
+class MilestoneAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "tenant", "kind", "threshold", "currency", "reached_at", "reached_value"]
+    list_filter = ["kind", "tenant"]
+    readonly_fields = ["tenant", "kind", "threshold", "currency", "reached_at", "reached_value", "created_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

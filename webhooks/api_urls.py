@@ -2,4 +2,14 @@
 
 from __future__ import annotations
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from .api import HookViewSet, MilestoneViewSet
+
+router = SimpleRouter()
+# Both `/hooks` and `/hooks/` resolve, as in config/urls.py's router.
+router.trailing_slash = "/?"
+router.register("hooks", HookViewSet, basename="hook")
+router.register("milestones", MilestoneViewSet, basename="milestone")
+
+urlpatterns = router.urls

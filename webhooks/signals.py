@@ -7,12 +7,14 @@ from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 from django_q.tasks import async_task
 
+from commerce.signals import records_written
 from integrations.errors import IntegrationError
 from integrations.models import Connection, SyncRun, SyncStatus, SyncTrigger
 from integrations.services import connection_tested
 
 from . import registration
 from .models import WebhookSubscription
+from .outbound import publish
 
 logger = logging.getLogger(__name__)
 
@@ -67,3 +69,30 @@ def count_missed_by_webhooks(sender, instance: SyncRun, **kwargs) -> None:
     missed = totals["created"] + totals["updated"]
     SyncRun.objects.filter(pk=instance.pk).update(missed_by_webhooks=missed)
     instance.missed_by_webhooks = missed
+
+
+# --- Outbound hooks: every change is announced after it commits, so a rollback sends nothing. A
+# hook's trouble is logged (robust=True), never raised into the sync or request that made the change.
+# (Lambdas, not functools.partial: Django logs a robust callback's failure by its __qualname__.)
+
+
+@receiver(records_written, dispatch_uid="hooks-records-written")
+def hooks_for_records(sender, tenant_id: int, connection_id: int, stream: str, created, updated, **kwargs) -> None:
+    if created or updated:
+        created, updated = list(created), list(updated)
+        transaction.on_commit(lambda: publish.records_written(tenant_id, stream, created, updated), robust=True)
+
+
+@receiver(connection_tested, dispatch_uid="hooks-connection-tested")
+def hooks_for_connection_test(sender, connection: Connection, result, **kwargs) -> None:
+    state = publish.CONNECTED if result.ok else publish.FAILED
+    pk = connection.pk
+    transaction.on_commit(lambda: publish.connection_state(pk, state), robust=True)
+
+
+@receiver(post_save, sender=SyncRun, dispatch_uid="hooks-sync-finished")
+def hooks_for_sync_run(sender, instance: SyncRun, update_fields=None, **kwargs) -> None:
+    finished = instance.status in (SyncStatus.SUCCEEDED, SyncStatus.FAILED)
+    if finished and (update_fields is None or "status" in update_fields):
+        pk = instance.pk
+        transaction.on_commit(lambda: publish.sync_finished(pk), robust=True)

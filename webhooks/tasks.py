@@ -26,3 +26,17 @@ def register_webhooks(connection_pk: int) -> str:
     if connection is None:
         return "connection gone"
     return register(connection).summary
+
+
+def deliver_hooks(pairs: list[tuple[int, int]]) -> str:
+    """Outbound hooks: attempt each (delivery pk, attempts so far), in order (one subscription's)."""
+    from .outbound.delivery import deliver_many
+
+    return deliver_many(pairs)
+
+
+def deliver_due_hooks() -> str:
+    """Every minute: queue outbound hook retries that are due, and deliveries the queue lost."""
+    from .outbound.delivery import sweep
+
+    return sweep()

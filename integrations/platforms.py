@@ -146,21 +146,73 @@ CATALOGUE: dict[str, PlatformSpec] = {
             "Amazon SP-API",
             Kind.COMMERCE,
             (
-                _F("lwa_client_id", "LWA client ID", example="amzn1.application-oa2-client.…"),
+                _F(
+                    "lwa_client_id",
+                    "LWA client ID",
+                    help_text="Developer Central → your app → View LWA credentials.",
+                    example="amzn1.application-oa2-client.…",
+                ),
                 _F("lwa_client_secret", "LWA client secret", secret=True),
-                _F("refresh_token", "Refresh token", secret=True, example="Atzr|…"),
+                _F(
+                    "lwa_client_secret_expires_at",
+                    "LWA client secret expires on",
+                    required=False,
+                    help_text="The rotation deadline Developer Central shows for the secret (YYYY-MM-DD): the "
+                    "connection test warns 30 days before it.",
+                    example="2026-09-30",
+                ),
+                _F(
+                    "refresh_token",
+                    "Refresh token",
+                    secret=True,
+                    help_text="From authorising the app in Seller Central (Apps and Services → Manage Your Apps).",
+                    example="Atzr|…",
+                ),
                 _F("seller_id", "Seller ID", help_text="Seller Central → Settings → Account Info."),
                 _F("region", "Region", example="NA", choices=("NA", "EU", "FE")),
-                _F("marketplace_ids", "Marketplace IDs", help_text="Comma-separated.", example="ATVPDKIKX0DER"),
                 _F(
-                    "aws_access_key_id",
-                    "AWS access key ID (not needed)",
+                    "marketplace_ids",
+                    "Marketplace IDs",
+                    help_text="Comma-separated, all of the region: NA US ATVPDKIKX0DER, CA A2EUQ1WTGCTBG2, "
+                    "MX A1AM78C64UM0Y8, BR A2Q3Y263D00KWC; EU UK A1F83G8C2ARO7P, DE A1PA6795UKMFR9, "
+                    "FR A13V1IB3VIYZZH, IT APJ6JRA9NG5V4, ES A1RKKUPIHCS9HS, NL A1805IZSGTT6HS, SE A2NODRKZP88ZB9, "
+                    "PL A1C3SOZRARQ6R3, TR A33AVAJ2PDY3EV, AE A2VIGQ35RCS4UG, IN A21TJRUUN4KGV; FE JP A1VC38T7YXB528, "
+                    "AU A39IBJ37TRP1C6, SG A19VAU5U5O7RUS.",
+                    example="ATVPDKIKX0DER,A2EUQ1WTGCTBG2",
+                ),
+                _F(
+                    "sandbox",
+                    "Sandbox",
                     required=False,
-                    help_text="SP-API no longer signs requests with AWS credentials; this is kept only "
+                    help_text="Send to Amazon's sandbox (sandbox.sellingpartnerapi-*), which answers canned data.",
+                    choices=("true",),
+                ),
+                _F(
+                    "role_arn",
+                    "IAM role ARN (not used)",
+                    required=False,
+                    help_text="SP-API no longer signs requests with AWS credentials: leave empty. Kept only "
                     "because older setup guides ask for it.",
                 ),
+                _F(
+                    "aws_access_key_id",
+                    "AWS access key ID (not used)",
+                    required=False,
+                    help_text="SP-API no longer signs requests with AWS credentials: leave empty. Kept only "
+                    "because older setup guides ask for it.",
+                ),
+                _F(
+                    "aws_secret_access_key",
+                    "AWS secret access key (not used)",
+                    secret=True,
+                    required=False,
+                    help_text="SP-API no longer signs requests with AWS credentials: leave empty.",
+                ),
             ),
-            streams=("orders", "inventory", "finances"),
+            # Refunds come with orders; fees and settlements need a place in commerce first.
+            streams=("products", "orders", "inventory"),
+            # Amazon limits each operation on its own: the connector keeps a budget per operation
+            # (connectors/amazon_client.OPERATIONS) and does not use this connection-wide one.
             rate_limit=0.5,
             rate_burst=20,
             docs_url="https://developer-docs.amazon.com/sp-api/",

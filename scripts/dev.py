@@ -2,8 +2,8 @@
 """The two commands of the quick start, in plain Python so they need nothing but Python 3.11.
 
     python3 scripts/dev.py run     # venv, install, migrate, superadmin, demo data, web + worker
-    python3 scripts/dev.py test    # venv, install dev extras, pytest (extra args go to pytest)
-    python3 scripts/dev.py setup   # venv and dev extras only (CI uses it before linting)
+    python3 scripts/dev.py test    # venv, dev extras, Node test tools, pytest (extra args go to pytest)
+    python3 scripts/dev.py setup   # venv, dev extras and Node test tools only (CI uses it before linting)
 
 `make run` and `make test` call these.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +45,25 @@ def ensure_venv(requirements: str) -> None:
     say(f"Installing {requirements}")
     subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
     subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "-r", ROOT / requirements], check=True)
+    stamp.write_text(digest)
+
+
+def ensure_node_tools() -> None:
+    """The Node tools the tests use (Prism, for the contract tests), from package-lock.json. Without
+    npm they are left out and the contract tests skip (CI requires them)."""
+    lock = ROOT / "package-lock.json"
+    if not lock.exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        say("npm not found: the contract tests (Prism) will be skipped")
+        return
+    stamp = ROOT / "node_modules" / ".installed-lock"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    say("Installing the Node test tools (npm ci)")
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True)
     stamp.write_text(digest)
 
 
@@ -118,11 +138,13 @@ def stop(processes) -> None:
 
 def test(args: list[str]) -> int:
     ensure_venv("requirements-dev.txt")
+    ensure_node_tools()
     return subprocess.run([BIN / "pytest", *args], cwd=ROOT).returncode
 
 
 def setup(args: list[str]) -> int:
     ensure_venv("requirements-dev.txt")
+    ensure_node_tools()
     return 0
 
 

@@ -1,8 +1,9 @@
 """Shared fixtures. Tests run on SQLite by default and on DATABASE_URL when it is set.
 
-Tests marked `postgres` or `redis` need that service, and tests marked `browser` need Playwright and
-Chromium at /usr/bin/chromium: without it they are skipped, unless REQUIRE_SERVICES=1 (as in CI),
-where a missing service fails them instead.
+Tests marked `postgres` or `redis` need that service, tests marked `browser` need Playwright and
+Chromium at /usr/bin/chromium, and tests marked `prism` need Prism in node_modules (`npm ci`):
+without it they are skipped, unless REQUIRE_SERVICES=1 (as in CI), where a missing service fails
+them instead.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib.util
 import os
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -25,6 +27,7 @@ from tenants.models import ApiKey, Membership, Role, Tenant
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 CHROMIUM = "/usr/bin/chromium"
+PRISM = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "prism"
 
 
 def _unavailable(reason: str) -> None:
@@ -44,6 +47,8 @@ def _service_markers(request: pytest.FixtureRequest) -> None:
             _unavailable(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
         if importlib.util.find_spec("playwright") is None:
             _unavailable("Playwright is not installed (pip install -r requirements-dev.txt)")
+    if request.node.get_closest_marker("prism") and not PRISM.exists():
+        _unavailable(f"Prism is not installed at {PRISM} (npm ci)")
 
 
 @pytest.fixture(autouse=True)

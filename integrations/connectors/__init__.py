@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 CONNECTORS: dict[str, str] = {
     "shopify": "integrations.connectors.shopify.ShopifyConnector",
     "woocommerce": "integrations.connectors.woocommerce.WooCommerceConnector",
+    "amazon": "integrations.connectors.amazon.AmazonConnector",
 }
 
 

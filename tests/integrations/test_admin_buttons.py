@@ -165,15 +165,15 @@ def test_the_test_connections_command_exits_non_zero_on_a_failure(shop, monkeypa
 
 
 def test_sync_now_on_a_platform_without_a_connector_says_so(admin_client, tenant_a, make_connection):
-    amazon = make_connection(tenant_a, "amazon")
-    response = admin_client.post(f"/admin/integrations/connection/{amazon.pk}/sync/", follow=True)
+    ebay = make_connection(tenant_a, "ebay")
+    response = admin_client.post(f"/admin/integrations/connection/{ebay.pk}/sync/", follow=True)
     assert "cannot be synced yet" in response.content.decode()
     assert not SyncRun.objects.exists()
 
 
 def test_testing_a_platform_without_a_connector_leaves_its_status_alone(admin_client, tenant_a, make_connection):
-    amazon = make_connection(tenant_a, "amazon")
-    response = admin_client.post(f"/admin/integrations/connection/{amazon.pk}/test/", follow=True)
-    amazon.refresh_from_db()
-    assert amazon.status == ConnectionStatus.UNTESTED
+    ebay = make_connection(tenant_a, "ebay")
+    response = admin_client.post(f"/admin/integrations/connection/{ebay.pk}/test/", follow=True)
+    ebay.refresh_from_db()
+    assert ebay.status == ConnectionStatus.UNTESTED
     assert "cannot be tested yet" in response.content.decode()

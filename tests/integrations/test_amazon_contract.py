@@ -1,0 +1,225 @@
+"""The Amazon connector against Prism mocks of Amazon's own models (shared/specs/amazon-sp-api/):
+Orders v2026-01-01, FBA inventory v1, Finances v0 and the LWA token description. Prism runs with
+`--errors`, so a request the real API would refuse (a parameter missing, malformed or out of
+range, a list sent the wrong way) answers 4xx and fails the test.
+
+The connection's base URL points at a small router that sends each path to the mock of its model
+and answers the Sellers API itself (its model is not among the shared specs). The router also
+requires the access token the LWA mock issues in `x-amz-access-token` on every SP-API request
+(the models do not declare that header), and it drops the page token of a second page, because
+a mock answers every page with a next token and a read would never end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from commerce.records import InventoryRecord, OrderRecord, ProductRecord
+from integrations.connectors.amazon import AmazonConnector
+from integrations.connectors.base import Failed
+from integrations.http import HttpClient
+from tests.conftest import PRISM, _unavailable
+
+pytestmark = [pytest.mark.django_db, pytest.mark.prism]
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = ROOT / "tests" / "contracts" / "amazon-sp-api"  # copies of shared/specs (see its README)
+FIXTURES = ROOT / "tests" / "fixtures" / "amazon"
+MODELS = {
+    "/auth/o2/token": "lwa_token.openapi.json",
+    "/orders/": "orders_2026-01-01.json",
+    "/fba/": "fbaInventory.json",
+    "/finances/": "financesV0.json",
+}
+LWA_EXAMPLE_TOKEN = "Atza|IwEBIExample"  # the LWA description's example answer
+PAGE_TOKENS = {"paginationToken", "nextToken", "NextToken"}
+STARTUP = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Router:
+    ports: dict[str, int]
+    refused: list[tuple[str, int, str]] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+
+    def route(self, handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path.split("?", 1)[0]
+        self.seen.append(handler.path)
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        if path != "/auth/o2/token" and handler.headers.get("x-amz-access-token") != LWA_EXAMPLE_TOKEN:
+            return self.answer(handler, path, 403, {}, b'{"errors": [{"code": "Unauthorized", "message": "no token"}]}')
+        if path == "/sellers/v1/marketplaceParticipations":
+            return self.answer(handler, path, 200, {}, (FIXTURES / "marketplace_participations.json").read_bytes())
+        prefix = next((p for p in MODELS if path.startswith(p)), None)
+        if prefix is None:
+            return self.answer(handler, path, 404, {}, b'{"errors": [{"code": "NotFound", "message": "no model"}]}')
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in {"host", "connection"}}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.ports[prefix]}{handler.path}", data=body or None, headers=headers
+        )
+        request.method = handler.command
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                status, answer, content = response.status, dict(response.headers.items()), response.read()
+        except urllib.error.HTTPError as error:
+            status, answer, content = error.code, dict(error.headers.items()), error.read()
+        if status == 200 and PAGE_TOKENS & set(_query(handler.path)):
+            content = _without_page_token(content)
+        self.answer(handler, path, status, answer, content)
+
+    def answer(self, handler, path: str, status: int, headers: dict[str, str], content: bytes) -> None:
+        if status >= 400:
+            self.refused.append((path, status, headers.get("sl-violations", content.decode(errors="replace"))))
+        handler.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in {"content-length", "connection", "keep-alive", "transfer-encoding"}:
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(content)))
+        handler.end_headers()
+        handler.wfile.write(content)
+
+
+def _query(path: str) -> dict[str, str]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return dict(parse_qsl(urlsplit(path).query))
+
+
+def _without_page_token(content: bytes) -> bytes:
+    data = json.loads(content)
+    for holder in (data, data.get("payload") or {}):
+        holder.pop("NextToken", None)
+        if isinstance(holder.get("pagination"), dict):
+            holder["pagination"].pop("nextToken", None)
+    return json.dumps(data).encode()
+
+
+def _wait_until_answering(port: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + STARTUP
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Prism exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers (404 for a path no model has)
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"Prism did not answer on port {port} within {STARTUP:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def prism_router():
+    if not PRISM.exists():
+        _unavailable(f"Prism is not installed at {PRISM} (npm ci)")
+    missing = [name for name in MODELS.values() if not (SPECS / name).exists()]
+    if missing:
+        _unavailable(f"The Amazon models are not in {SPECS}: {', '.join(missing)}")
+    processes: list[subprocess.Popen] = []
+    ports = {prefix: free_port() for prefix in MODELS}
+    try:
+        for prefix, model in MODELS.items():
+            command = [str(PRISM), "mock", str(SPECS / model), "--port", str(ports[prefix]), "--errors"]
+            processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for process, port in zip(processes, ports.values(), strict=True):
+            _wait_until_answering(port, process)
+        router = Router(ports)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                router.route(self)
+
+            do_POST = do_GET
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        router.url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield router
+        server.shutdown()
+        server.server_close()
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def amazon(prism_router, tenant_a, make_connection, settings):
+    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
+    prism_router.refused.clear()
+    credentials = {
+        "lwa_client_id": "amzn1.application-oa2-client.contract",
+        "lwa_client_secret": "amzn1.oa2-cs.v1.contract",
+        "refresh_token": "Atzr|contract",
+        "seller_id": "A3TH9S8BH6GOGM",
+        "region": "NA",
+        "marketplace_ids": "ATVPDKIKX0DER",
+    }
+    connection = make_connection(tenant_a, "amazon", credentials=credentials, base_url=prism_router.url)
+    # Real sleeps: the operations' budgets (inventory: 2 requests a second) really wait.
+    return AmazonConnector(connection, client=HttpClient(allow_private=True, timeout=(2.0, 10.0)))
+
+
+def records(pages) -> list:
+    return [record for page in pages for record in page.records]
+
+
+def test_check_passes_against_the_models(amazon, prism_router):
+    result = amazon.check()
+    assert result.ok, (result.message, prism_router.refused)
+    assert result.granted == ["orders", "inventory", "finances"]
+    assert result.samples["orders"] == 1
+    assert not prism_router.refused
+
+
+def test_reading_orders_and_refunds_sends_only_requests_the_models_accept(amazon, prism_router):
+    read = records(amazon.read("orders", None))
+    assert not prism_router.refused, prism_router.refused
+    orders = [r for r in read if isinstance(r, OrderRecord)]
+    assert orders and not [r for r in read if isinstance(r, Failed)]
+    searches = [p for p in prism_router.seen if p.startswith("/orders/2026-01-01/orders?")]
+    assert any("paginationToken=" in p for p in searches)
+    assert any(p.startswith("/finances/v0/financialEvents?") for p in prism_router.seen)
+    assert any(p.startswith("/orders/2026-01-01/orders/") for p in prism_router.seen)  # getOrder of a refund
+
+
+def test_an_incremental_read_of_orders_is_accepted_too(amazon, prism_router):
+    cursor = {"orders": {"ATVPDKIKX0DER": "2025-01-01T00:00:00Z"}, "refunds": "2025-01-01T00:00:00Z"}
+    list(itertools.islice(amazon.read("orders", cursor), 4))
+    assert not prism_router.refused, prism_router.refused
+
+
+@pytest.mark.parametrize(("stream", "kind"), [("inventory", InventoryRecord), ("products", ProductRecord)])
+def test_reading_fba_summaries_sends_only_requests_the_model_accepts(amazon, prism_router, stream, kind):
+    read = records(amazon.read(stream, None))
+    read += records(amazon.read(stream, {"marketplaces": {"ATVPDKIKX0DER": "2025-01-01T00:00:00Z"}}))
+    assert not prism_router.refused, prism_router.refused
+    assert read and all(isinstance(r, kind) for r in read)

@@ -11,7 +11,7 @@ from rest_framework import mixins
 
 from tenants.api import UPDATED_SINCE, TenantScopedViewSet, parse_timestamp
 
-from .models import Customer, FulfillmentStatus, InventoryLevel, Order, OrderStatus, Product, ProductVariant
+from .models import Customer, FulfillmentStatus, InventoryLevel, Order, OrderLine, OrderStatus, Product, ProductVariant
 from .serializers import CustomerSerializer, InventoryLevelSerializer, OrderSerializer, ProductSerializer
 
 __all__ = ["CustomerViewSet", "InventoryViewSet", "OrderViewSet", "ProductViewSet", "parse_timestamp"]
@@ -64,7 +64,9 @@ class OrderViewSet(CommerceViewSet):
     platform_field = "channel"
 
     def filter_rows(self, qs: QuerySet, params) -> QuerySet:
-        qs = qs.prefetch_related("lines")
+        # The raw platform payloads (and the addresses) are not served, so they are not loaded either.
+        lines = OrderLine.objects.defer("raw")
+        qs = qs.defer("raw", "billing_address", "shipping_address").prefetch_related(Prefetch("lines", queryset=lines))
         if status := params.get("status"):
             qs = qs.filter(status=status)
         if fulfillment := params.get("fulfillment_status"):

@@ -13,7 +13,7 @@ class OrderLineSerializer(serializers.ModelSerializer):
 
 class OrderSerializer(serializers.ModelSerializer):
     lines = OrderLineSerializer(many=True, read_only=True)
-    customer_email = serializers.EmailField(source="email", read_only=True)
+    customer_email = serializers.EmailField(source="email", read_only=True, allow_blank=True)
 
     class Meta:
         model = Order

@@ -25,6 +25,15 @@ class CursorPagination(pagination.CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def decode_cursor(self, request):
+        # DRF answers a cursor it cannot decode with a 404; it is a bad parameter, so a 400.
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise exceptions.ValidationError(
+                {self.cursor_query_param: "Invalid cursor: use the `next` or `previous` link as it was given."}
+            ) from None
+
     def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
         requested = request.query_params.get(self.ordering_param)
         if requested:

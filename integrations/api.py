@@ -31,6 +31,7 @@ from .serializers import (
     CheckResultSerializer,
     ConnectionSerializer,
     ConnectionStatusSerializer,
+    PlatformListSerializer,
     PlatformSerializer,
     SyncRequestSerializer,
     SyncRunSerializer,
@@ -60,9 +61,7 @@ class PlatformViewSet(MeteredMixin, viewsets.ViewSet):
     permission_classes = [permissions.IsAuthenticated]
     lookup_value_regex = "[a-z_]+"
 
-    @extend_schema(
-        responses=inline_serializer("PlatformList", {"results": PlatformSerializer(many=True)}),
-    )
+    @extend_schema(responses=PlatformListSerializer)
     def list(self, request: Request) -> Response:
         return Response({"results": [spec.as_dict() for spec in CATALOGUE.values()]})
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from tenants.fields import SecretDict
@@ -288,7 +287,7 @@ class SyncRunSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.FLOAT)
+    @extend_schema_field(serializers.FloatField(allow_null=True, help_text="Seconds; null until the run finishes."))
     def get_duration_seconds(self, run: SyncRun) -> float | None:
         duration = run.duration
         return round(duration.total_seconds(), 2) if duration is not None else None
@@ -321,6 +320,13 @@ class PlatformSerializer(serializers.Serializer):
     docs_url = serializers.CharField()
     oauth = serializers.BooleanField()
     extra = serializers.DictField()
+
+
+# One object holding the list: `many=False` keeps drf-spectacular from wrapping the `list` action's
+# response in an array.
+@extend_schema_serializer(many=False)
+class PlatformListSerializer(serializers.Serializer):
+    results = PlatformSerializer(many=True)
 
 
 class CheckResultSerializer(serializers.Serializer):

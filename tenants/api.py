@@ -128,8 +128,12 @@ def parse_timestamp(value: str, param: str = "updated_since") -> datetime.dateti
     if moment is None:
         raise ValidationError({param: "Use an ISO 8601 date-time, e.g. 2026-01-31T00:00:00Z."})
     if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, datetime.UTC)
-    return moment
+        return timezone.make_aware(moment, datetime.UTC)
+    try:
+        # In UTC: Python takes offsets up to ±24 h, PostgreSQL refuses those beyond ±15:59.
+        return moment.astimezone(datetime.UTC)
+    except OverflowError:  # the offset moves it out of years 1-9999
+        raise ValidationError({param: "Use an ISO 8601 date-time, e.g. 2026-01-31T00:00:00Z."}) from None
 
 
 def choice_param(params, name: str, choices) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -59,8 +60,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         parts = raw_key.split("_", 2)
         if len(parts) != 3 or parts[0] != settings.API_KEY_PREFIX:
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        prefix = f"{parts[0]}_{parts[1]}"
-        key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+        key = find_key(ApiKey.objects.select_related("tenant"), f"{parts[0]}_{parts[1]}")
         if key is None or not key.matches(raw_key):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if key.is_revoked:
@@ -72,6 +72,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return self.keyword
+
+
+def find_key(keys: QuerySet, prefix: str) -> ApiKey | AdminApiKey | None:
+    """The key with this (unique) prefix. `get()`, not `first()`: no ORDER BY to build and run, which
+    was a third of the cost of authenticating a request."""
+    try:
+        return keys.get(prefix=prefix)
+    except keys.model.DoesNotExist:
+        return None
 
 
 def touch(key: ApiKey | AdminApiKey) -> None:
@@ -94,7 +103,7 @@ class AdminApiKeyAuthentication(authentication.BaseAuthentication):
         parts = raw_key.split("_", 2)
         if len(parts) != 3 or parts[0] != admin_key_word():
             return None
-        key = AdminApiKey.objects.select_related("user").filter(prefix=f"{parts[0]}_{parts[1]}").first()
+        key = find_key(AdminApiKey.objects.select_related("user"), f"{parts[0]}_{parts[1]}")
         if key is None or not key.matches(raw_key):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if key.is_revoked:

@@ -154,6 +154,28 @@ def require_header(delivery: Delivery, name: str) -> str:
     return value
 
 
+def require_base64_hmac(delivery: Delivery, header: str, secret_names: tuple[str, ...], signed_by: str) -> None:
+    """The header must hold the base64 HMAC-SHA256 of the raw body with one of these secrets."""
+    given = require_header(delivery, header)
+    secrets = require_secrets(delivery, *secret_names)
+    if not matches_any((hmac_base64(s, delivery.body) for s in secrets), given):
+        raise Rejected(f"{header} does not match the body signed with {signed_by}.")
+
+
+def json_object(delivery: Delivery) -> dict[str, Any]:
+    body = delivery.json()
+    if not isinstance(body, dict):
+        raise Malformed("The body is not a JSON object.")
+    return body
+
+
+def topic_header(delivery: Delivery, name: str) -> str:
+    topic = delivery.header(name).strip()
+    if not topic:
+        raise Malformed(f"The {name} header is missing.")
+    return topic
+
+
 def require_secrets(delivery: Delivery, *names: str) -> list[str]:
     secrets = delivery.secrets(*names)
     if not secrets:

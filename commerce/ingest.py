@@ -7,16 +7,27 @@ from any source ends in the one row keyed by (connection, external id).
 transaction. A record whose `updated_at` is not newer than the stored `platform_updated_at` is
 left alone with everything nested in it, so a late webhook or a slow sync page never overwrites
 newer data; a record without `updated_at` is always written.
+
+Orders, the bulk of a sync, go in as plain tuples: their lines and refunds too, one
+`INSERT … ON CONFLICT` statement per table and page, which returns the orders' ids (`_upsert`).
+The other streams go through `bulk_create`.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from itertools import chain
+from operator import itemgetter
 from typing import Any, Protocol, TypeVar
 
-from django.db import models, transaction
+import orjson
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -83,6 +94,12 @@ LINE_FIELDS = [
     *LINE_COPIES,
 ]
 REFUND_FIELDS = ["order", "amount", "currency", "reason", "refunded_at", "platform_updated_at", "raw"]
+# Orders, their lines and refunds are written as plain tuples (see `_upsert`), in this column order:
+# the columns every commerce row has, external id first, then the model's own.
+COMMON_COLUMNS = ["external_id", "tenant", "connection", "platform_updated_at", "raw", "created_at", "updated_at"]
+ORDER_COLUMNS = [*COMMON_COLUMNS, *(name for name in ORDER_FIELDS if name not in COMMON_COLUMNS)]
+LINE_COLUMNS = [*COMMON_COLUMNS, *(name for name in LINE_FIELDS if name not in COMMON_COLUMNS)]
+REFUND_COLUMNS = [*COMMON_COLUMNS, *(name for name in REFUND_FIELDS if name not in COMMON_COLUMNS)]
 PRODUCT_FIELDS = ["title", "vendor", "product_type", "status", "platform_updated_at", "raw"]
 VARIANT_FIELDS = ["product", "sku", "title", "price", "currency", "platform_updated_at", "raw"]
 LEVEL_FIELDS = ["variant", "location_id", "location_name", "available", "platform_updated_at", "raw"]
@@ -143,12 +160,14 @@ def ingest_orders(source: Source, records: list[OrderRecord]) -> IngestResult:
         # The customers the written orders point at now and those they pointed at before.
         left = {before[external_id][0] for external_id in orders if external_id in before} - {None}
         customer_ids = _lock_customers(source, {customer.external_id for customer in embedded}, left)
-        _write(
+        order_ids = _upsert(
             Order,
+            source,
+            ORDER_COLUMNS,
             [_order_row(source, order, _version(order, stored), customer_ids, now) for order in orders.values()],
             ORDER_FIELDS,
+            returning_ids=True,
         )
-        order_ids = _ids(Order, source, orders)
         _write_lines(source, orders, stored, order_ids, now)
         _write_refunds(source, orders, stored, order_ids, now)
         # An order moved to another customer may have been the first of the one it left.
@@ -272,6 +291,13 @@ def _common(source: Source, external_id: str, raw: dict[str, Any], version: date
     }
 
 
+def _common_row(
+    source: Source, external_id: str, raw: dict[str, Any], version: datetime | None, now: datetime
+) -> tuple:
+    """COMMON_COLUMNS' values."""
+    return (external_id, source.tenant_id, source.connection_id, version, raw, now, now)
+
+
 def _upsert_customers(source: Source, records: Iterable[CustomerRecord], now: datetime) -> tuple[dict, Stored]:
     customers, stored = _changed(Customer, source, _latest(records))
     _write(
@@ -304,25 +330,26 @@ def _insert_missing_customers(source: Source, records: Iterable[CustomerRecord],
 
 def _order_row(
     source: Source, order: OrderRecord, version: datetime | None, customer_ids: dict[str, int], now: datetime
-) -> Order:
-    return Order(
-        **_common(source, order.external_id, order.raw, version, now),
-        number=order.number,
-        channel=source.channel,
-        customer_id=customer_ids[order.customer.external_id] if order.customer else None,
-        email=order.email,
-        status=order.status,
-        financial_status=order.financial_status,
-        fulfillment_status=order.fulfillment_status,
-        currency=order.currency,
-        subtotal=order.subtotal,
-        discounts=order.discounts,
-        shipping=order.shipping,
-        tax=order.tax,
-        total=order.total,
-        placed_at=order.placed_at,
-        billing_address=order.billing_address,
-        shipping_address=order.shipping_address,
+) -> tuple:
+    """An order as a tuple of ORDER_COLUMNS' values."""
+    return (
+        *_common_row(source, order.external_id, order.raw, version, now),
+        order.number,
+        source.channel,
+        customer_ids[order.customer.external_id] if order.customer else None,
+        order.email,
+        order.status,
+        order.financial_status,
+        order.fulfillment_status,
+        order.currency,
+        order.subtotal,
+        order.discounts,
+        order.shipping,
+        order.tax,
+        order.total,
+        order.placed_at,
+        order.billing_address,
+        order.shipping_address,
     )
 
 
@@ -333,26 +360,33 @@ def _write_lines(
     variant_ids = _ids(
         ProductVariant, source, {line.variant_external_id for _, line in lines.values() if line.variant_external_id}
     )
-    _write(
-        OrderLine,
-        [
-            OrderLine(
-                **_common(source, line.external_id, line.raw, _version(order, stored), now),
-                order_id=order_ids[order.external_id],
-                variant_id=variant_ids.get(line.variant_external_id),
-                sku=line.sku,
-                title=line.title,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                total=line.total,
-                placed_at=order.placed_at,
-                currency=order.currency,
-                counted=order.status != OrderStatus.CANCELLED,
+    # What a line takes from its order: the version, the order's primary key, and the copies of
+    # the order's columns (LINE_COPIES, which end the row).
+    of_order = {
+        external_id: (
+            _version(order, stored),
+            order_ids[external_id],
+            (order.placed_at, order.currency, order.status != OrderStatus.CANCELLED),
+        )
+        for external_id, order in orders.items()
+    }
+    rows = []
+    for order, line in lines.values():
+        version, order_id, copies = of_order[order.external_id]
+        rows.append(
+            (
+                *_common_row(source, line.external_id, line.raw, version, now),
+                order_id,
+                variant_ids.get(line.variant_external_id),
+                line.sku,
+                line.title,
+                line.quantity,
+                line.unit_price,
+                line.total,
+                *copies,
             )
-            for order, line in lines.values()
-        ],
-        LINE_FIELDS,
-    )
+        )
+    _upsert(OrderLine, source, LINE_COLUMNS, rows, LINE_FIELDS)
     # Only orders that were stored before can have lines that are gone; a new order has none.
     rewritten = [order_ids[external_id] for external_id in orders if external_id in stored]
     if rewritten:
@@ -363,16 +397,18 @@ def _write_refunds(
     source: Source, orders: dict[str, OrderRecord], stored: Stored, order_ids: dict[str, int], now: datetime
 ) -> None:
     refunds = {refund.external_id: (order, refund) for order in orders.values() for refund in order.refunds}
-    _write(
+    _upsert(
         Refund,
+        source,
+        REFUND_COLUMNS,
         [
-            Refund(
-                **_common(source, refund.external_id, refund.raw, _version(order, stored), now),
-                order_id=order_ids[order.external_id],
-                amount=refund.amount,
-                currency=refund.currency,
-                reason=refund.reason,
-                refunded_at=refund.refunded_at,
+            (
+                *_common_row(source, refund.external_id, refund.raw, _version(order, stored), now),
+                order_ids[order.external_id],
+                refund.amount,
+                refund.currency,
+                refund.reason,
+                refund.refunded_at,
             )
             for order, refund in refunds.values()
         ],
@@ -422,15 +458,7 @@ def _changed_with(
     model: type[models.Model], source: Source, records: dict[str, R], *columns: str
 ) -> tuple[dict[str, R], Stored, dict[str, tuple]]:
     """`_changed`, and the stored rows' values of `columns` in the same query."""
-    if not records:
-        return {}, {}, {}
-    rows = (
-        _scoped(model, source)
-        .select_for_update()
-        .filter(external_id__in=list(records))
-        .order_by("pk")
-        .values_list("external_id", "platform_updated_at", *columns)
-    )
+    rows = _select(model, source, records, ["platform_updated_at", *columns], lock=True)
     stored: Stored = {}
     values: dict[str, tuple] = {}
     for external_id, version, *rest in rows:
@@ -470,10 +498,216 @@ def _write(model: type[models.Model], rows: Sequence[models.Model], update_field
 
 
 def _ids(model: type[models.Model], source: Source, external_ids: Collection[str]) -> dict[str, int]:
-    if not external_ids:
+    return dict(_select(model, source, external_ids, [model._meta.pk.attname]))
+
+
+def _select(
+    model: type[models.Model], source: Source, external_ids: Collection[str], columns: Sequence[str], *, lock=False
+) -> list[tuple]:
+    """(external_id, *columns) of this source's stored rows of these external ids, found by their
+    (connection, external_id) key; `columns` are attribute names that are also column names. With
+    `lock`, the rows stay locked until the transaction ends, taken in external id order as the
+    upserts take them, so concurrent pages cannot deadlock.
+
+    Asked so that the database can read the unique index while a sync fills the table faster
+    than its statistics follow. Those make the tenant and the connection look rare, and a query
+    by tenant, connection and external ids then read every row stored so far, on every page:
+    SQLite, asked for rows in primary key order, through the tenant's index (which ends in it);
+    PostgreSQL by intersecting the tenant's and the connection's indexes. In external id order,
+    only the unique index serves SQLite. PostgreSQL checks the tenant outside a subquery it may
+    not merge into the outer query, which leaves it the unique index and the connection's; it
+    still reads the connection's rows while its statistics give the connection a few hundred
+    rows at most, until autovacuum analyzes the table again."""
+    keys = sorted(set(external_ids))
+    if not keys:
+        return []
+    if connection.vendor != "postgresql":
+        queryset = _scoped(model, source).filter(external_id__in=keys).order_by("external_id")
+        return list((queryset.select_for_update() if lock else queryset).values_list("external_id", *columns))
+    quote = connection.ops.quote_name
+    selected = ", ".join(quote(column) for column in ["external_id", *columns])
+    sql = (
+        f"SELECT {selected} FROM (SELECT {selected}, tenant_id FROM {quote(model._meta.db_table)} "
+        f"WHERE connection_id = %s AND external_id = ANY(%s) ORDER BY external_id "
+        f"OFFSET 0{' FOR UPDATE' if lock else ''}) AS stored WHERE tenant_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [source.connection_id, keys, source.tenant_id])
+        return cursor.fetchall()
+
+
+def _upsert(
+    model: type[models.Model],
+    source: Source,
+    columns: Sequence[str],
+    rows: list[tuple],
+    update_fields: Iterable[str],
+    *,
+    returning_ids: bool = False,
+) -> dict[str, int]:
+    """Insert `rows` (tuples of `columns`' values, external id first), or update the stored row of
+    the same (connection, external_id) with them; with `returning_ids`, return the external id →
+    primary key map of the rows.
+
+    What `bulk_create(update_conflicts=True)` does, from tuples instead of model instances: making
+    and converting a model instance per row cost more than the database's own work."""
+    if not rows:
         return {}
-    scoped = _scoped(model, source).filter(external_id__in=list(external_ids))
-    return dict(scoped.order_by().values_list("external_id", "pk"))
+    # Sorted so concurrent pages take row locks in one order and cannot deadlock.
+    rows = sorted(rows, key=itemgetter(0))
+    returning = returning_ids and connection.features.can_return_rows_from_bulk_insert
+    statement = _upsert_statement(model, tuple(columns), tuple(update_fields), returning, connection.vendor)
+    with connection.cursor() as cursor:
+        ids = dict(statement.execute(cursor, rows))
+    if returning_ids and not returning:  # SQLite before 3.35
+        ids = _ids(model, source, [row[0] for row in rows])
+    return ids
+
+
+@dataclass(frozen=True)
+class _UpsertStatement:
+    """`_upsert`'s SQL for one model and list of columns, and how the rows go in.
+
+    PostgreSQL gets a page's rows as one JSON array of arrays, one parameter that the server
+    parses in C and spreads over the columns (`jsonb_array_elements`), each value cast to its
+    column's type from the text the JSON holds. Django sends an array per column instead, and a
+    VALUES list has a parameter per value; both cost the client more, escaping array elements or
+    splitting the query in Python, than the insert costs the server.
+
+    SQLite gets a VALUES list, one parameter per value, of as many rows as its parameter limit
+    allows, as Django sends it."""
+
+    head: str  # up to the rows
+    tail: str  # from the conflict clause on
+    returning: bool
+    json_rows: bool  # PostgreSQL's way
+    names: tuple[str, ...]  # the column names
+    # (column index, conversion) of the columns whose values do not go in as the rows have them.
+    conversions: tuple[tuple[int, Callable[[Any], Any]], ...]
+    max_rows: int
+
+    def execute(self, cursor: Any, rows: list[tuple]) -> list[tuple]:
+        """Send `rows`; return what the statement returns for them."""
+        values = self._converted(rows)
+        if self.json_rows:
+            from django.db.backends.postgresql.psycopg_any import Jsonb
+
+            # The JSON goes to the driver as orjson's bytes, not copied into a str first.
+            cursor.execute(self.head + self.tail, [Jsonb(values, dumps=_json_bytes)])
+            return cursor.fetchall() if self.returning else []
+        row = f"({', '.join(['%s'] * len(self.names))})"
+        returned: list[tuple] = []
+        for start in range(0, len(values), self.max_rows):
+            batch = values[start : start + self.max_rows]
+            cursor.execute(f"{self.head}VALUES {', '.join([row] * len(batch))}{self.tail}", list(chain(*batch)))
+            if self.returning:
+                returned += cursor.fetchall()
+        return returned
+
+    def _converted(self, rows: list[tuple]) -> list[tuple]:
+        if not self.conversions:
+            return rows
+        # The same few times (now, the orders' versions and dates) recur in every row of a
+        # page, and converting a time is slow: each distinct one is converted once.
+        converted: dict[tuple[int, Any], Any] = {}
+        out = []
+        for row in rows:
+            values = list(row)
+            for index, convert in self.conversions:
+                value = values[index]
+                if value is None:
+                    continue
+                if isinstance(value, datetime):
+                    key = (index, value)
+                    if key not in converted:
+                        converted[key] = convert(value)
+                    values[index] = converted[key]
+                else:
+                    values[index] = convert(value)
+            out.append(tuple(values))
+        return out
+
+
+@lru_cache
+def _upsert_statement(
+    model: type[models.Model], columns: tuple[str, ...], update_fields: tuple[str, ...], returning: bool, vendor: str
+) -> _UpsertStatement:
+    quote = connection.ops.quote_name
+    opts = model._meta
+    fields = [opts.get_field(name) for name in columns]
+    names = tuple(field.column for field in fields)
+    unique = ", ".join(quote(opts.get_field(name).column) for name in UNIQUE_FIELDS)
+    assignments = ", ".join(
+        f"{column} = EXCLUDED.{column}"
+        for column in (quote(opts.get_field(name).column) for name in [*update_fields, "updated_at"])
+    )
+    tail = f" ON CONFLICT ({unique}) DO UPDATE SET {assignments}"
+    if returning:
+        tail += f" RETURNING {quote(opts.get_field('external_id').column)}, {quote(opts.pk.column)}"
+    head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(name) for name in names)}) "
+    if vendor == "postgresql":
+        head += f"SELECT {', '.join(_from_json(field, index) for index, field in enumerate(fields))} "
+        head += "FROM jsonb_array_elements(%s::jsonb) AS item"
+    conversions = tuple(
+        (index, convert) for index, field in enumerate(fields) if (convert := _conversion(field, vendor)) is not None
+    )
+    # SQLite caps the parameters of a statement (config/sqlite3 says how many).
+    max_rows = max(1, (connection.features.max_query_params or 999) // len(columns))
+    return _UpsertStatement(head, tail, returning, vendor == "postgresql", names, conversions, max_rows)
+
+
+def _conversion(field: models.Field, vendor: str) -> Callable[[Any], Any] | None:
+    """How a value of `field` goes to the database, if not as the row has it: as Django's field
+    converts it for the driver, and on PostgreSQL into the JSON of the rows, in the text the
+    column type's input reads (times in ISO 8601 with their offset; amounts as strings, exact; a
+    JSON column's value stays nested)."""
+    kind = field.get_internal_type()
+    if kind == "DecimalField":
+
+        def amount(value: Any) -> Any:
+            # An amount that is not a finite Decimal is converted, or refused, as Django does.
+            value = value if isinstance(value, Decimal) and value.is_finite() else field.to_python(value)
+            return str(value) if vendor == "postgresql" else value
+
+        return amount
+    if kind == "DateTimeField":
+        if vendor == "postgresql":
+            return datetime.isoformat
+        return lambda value: connection.ops.adapt_datetimefield_value(value)
+    if kind == "JSONField" and vendor != "postgresql":
+        return _json_text
+    return None
+
+
+def _from_json(field: models.Field, index: int) -> str:
+    """The value of `field` in element `index` of a row sent as a JSON array, in PostgreSQL.
+
+    Cast to the column's type without its size or precision, so that the insert converts it as
+    it converts any value: a text too long for its column is refused, an amount is rounded."""
+    if field.get_internal_type() == "JSONField":
+        return f"NULLIF(item -> {index}, 'null')"  # None is SQL NULL, as Django stores it
+    return f"(item ->> {index})::{re.sub(r'[(].*', '', field.db_type(connection))}"
+
+
+# What Django's JSONField writes is `json.dumps(value)`. orjson writes the same JSON several times
+# faster (without the spaces, and non-ASCII characters as they are); told to refuse the types
+# json.dumps refuses but orjson knows (times, dataclasses), it leaves to json.dumps whatever
+# json.dumps alone handles (an integer beyond 64 bits, a key that is not a string) or refuses.
+# (A float that is not a number is the one difference: orjson writes null where json.dumps
+# writes NaN, which is not JSON and which PostgreSQL refuses.)
+_ORJSON_AS_DJANGO = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _json_bytes(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=_ORJSON_AS_DJANGO)
+    except orjson.JSONEncodeError:
+        return json.dumps(value).encode()
+
+
+def _json_text(value: Any) -> str:
+    """A JSON column's value as SQLite stores it."""
+    return _json_bytes(value).decode()
 
 
 def _lock_customers(source: Source, external_ids: Collection[str], also: Collection[int]) -> dict[str, int]:

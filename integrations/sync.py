@@ -4,6 +4,10 @@
   taken with one conditional UPDATE and renewed on every page.
 - Each page is committed with its cursor in one transaction, so a run that dies (worker killed,
   database gone) resumes after the last committed page, and nothing is half-written.
+- A connector whose `read` touches only the network (`reads_in_background`) is read a page
+  ahead, in a background thread, while the engine writes the page before: the platform's and the
+  database's waits overlap. The read-ahead is bounded (`PrefetchedPages`), so memory does not grow
+  with the size of a sync.
 - Records that fail to map or store are quarantined with their payload; the run goes on.
 - Failures are recorded on the run and the connection, where a person sees them.
 """
@@ -11,11 +15,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import timedelta
+from types import TracebackType
 from typing import Any
 
-from django.db import transaction
+from django.core.cache import caches
+from django.db import connections, transaction
 from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
@@ -24,7 +33,7 @@ from commerce.ingest import Source, ingest
 from commerce.records import IngestResult
 
 from .connectors import get_connector
-from .connectors.base import Connector, Failed
+from .connectors.base import Connector, Failed, Page
 from .errors import AuthError, IntegrationError
 from .models import Connection, ConnectionStatus, QuarantinedRecord, SyncRun, SyncStatus, SyncTrigger
 from .tasks import update_schedule
@@ -125,28 +134,101 @@ def _sync_stream(connector, connection, run, stream, source, owner, on_progress)
     cursor = None if run.full else (connection.cursors or {}).get(stream)
     counts = run.counts.setdefault(stream, {"created": 0, "updated": 0, "unchanged": 0, "failed": 0})
     progress = run.progress.setdefault(stream, {"seen": 0, "total": None, "done": False})
-    for page in connector.read(stream, cursor, full=run.full):
-        records = [r for r in page.records if not isinstance(r, Failed)]
-        failed = [r for r in page.records if isinstance(r, Failed)]
-        with transaction.atomic():
-            result: IngestResult = ingest(stream, source, records) if records else IngestResult()
-            quarantine(connection, run, stream, failed, result)
-            _commit_position(connection, owner, stream, page.cursor)
-            counts["created"] += result.created
-            counts["updated"] += result.updated
-            counts["unchanged"] += result.unchanged
-            counts["failed"] += len(failed) + len(result.failures)
-            progress["seen"] += len(page.records)
-            progress["total"] = page.total if page.total is not None else progress["total"]
-            run.heartbeat_at = timezone.now()
-            run.save(update_fields=["counts", "progress", "heartbeat_at"])
-        sync_committed.send(
-            sender=SyncRun, tenant_id=source.tenant_id, connection_id=source.connection_id, stream=stream
-        )
-        if on_progress:
-            on_progress(run)
+    pages = connector.read(stream, cursor, full=run.full)
+    with (
+        PrefetchedPages(pages, name=f"sync-run-{run.pk}-{stream}")
+        if getattr(connector, "reads_in_background", False)
+        else closing(pages)
+    ) as pages:
+        for page in pages:
+            _commit_page(connection, run, stream, source, owner, page, counts, progress)
+            if on_progress:
+                on_progress(run)
     progress["done"] = True
     run.save(update_fields=["progress"])
+
+
+def _commit_page(connection, run, stream, source, owner, page: Page, counts: dict, progress: dict) -> None:
+    records = [r for r in page.records if not isinstance(r, Failed)]
+    failed = [r for r in page.records if isinstance(r, Failed)]
+    with transaction.atomic():
+        result: IngestResult = ingest(stream, source, records) if records else IngestResult()
+        quarantine(connection, run, stream, failed, result)
+        _commit_position(connection, owner, stream, page.cursor)
+        counts["created"] += result.created
+        counts["updated"] += result.updated
+        counts["unchanged"] += result.unchanged
+        counts["failed"] += len(failed) + len(result.failures)
+        progress["seen"] += len(page.records)
+        progress["total"] = page.total if page.total is not None else progress["total"]
+        run.heartbeat_at = timezone.now()
+        run.save(update_fields=["counts", "progress", "heartbeat_at"])
+    sync_committed.send(sender=SyncRun, tenant_id=source.tenant_id, connection_id=source.connection_id, stream=stream)
+
+
+class PrefetchedPages:
+    """The pages of a connector's `read`, read in a background thread one page ahead of the caller.
+
+    The thread reads a page while the caller writes the one before, and waits when one page is
+    ready and not yet taken: besides the page the caller holds, at most one page waits and one is
+    being read, however many a sync has. An error of the read reaches the caller, raised where the
+    failing page would have come, after every page read before it. Leaving the `with` block stops
+    the thread after the read in progress (a failed write reads no further) and closes `read`.
+
+    Only for connectors whose `read` touches nothing but the network: the thread has a database
+    connection of its own, outside the caller's transaction."""
+
+    _PAGE, _END, _ERROR = "page", "end", "error"
+
+    def __init__(self, pages: Iterator[Page], *, name: str = "sync-read-ahead") -> None:
+        self._pages = pages
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name=name, daemon=True)
+
+    def __enter__(self) -> PrefetchedPages:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        # A read blocked on the full queue takes the freed place, sees the stop and ends.
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._thread.join()
+
+    def __iter__(self) -> Iterator[Page]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == self._PAGE:
+                yield value
+            elif kind == self._ERROR:
+                raise value
+            else:
+                return
+
+    def _read(self) -> None:
+        try:
+            for page in self._pages:
+                self._queue.put((self._PAGE, page))
+                if self._stop.is_set():
+                    return
+            self._queue.put((self._END, None))
+        except BaseException as error:  # raised again in the caller's thread
+            self._queue.put((self._ERROR, error))
+        finally:
+            close = getattr(self._pages, "close", None)
+            if close is not None:
+                close()
+            # Whatever the read opened on Django's per-thread handlers (a cache client for the
+            # rate budget) is closed with the thread.
+            connections.close_all()
+            caches.close_all()
 
 
 def _commit_position(connection: Connection, owner: str, stream: str, cursor: dict[str, Any]) -> None:

@@ -133,6 +133,9 @@ class OAuth1Signature(AuthBase):
 
 class WooCommerceConnector(Connector):
     streams = tuple(STREAMS)
+    # `read` touches the network and nothing else (no database), so the sync engine reads a page
+    # ahead in a background thread while it writes the page before (integrations.sync).
+    reads_in_background = True
 
     def __init__(self, connection: Connection, *, client: HttpClient | None = None) -> None:
         super().__init__(connection, client=client)

@@ -35,6 +35,9 @@ HUB = "_hub"
 LOCATION_ID = "default"
 LOCATION_NAME = "Default"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ZERO = Decimal("0")
+# A unit price keeps four places, as the hub stores money.
+UNIT_PRICE_PLACES = Decimal("0.0001")
 
 # WooCommerce order status → (order status, financial status, fulfilment status). A failed payment
 # is no sale: it counts as cancelled until the customer pays again, which moves it to processing.
@@ -84,7 +87,7 @@ def map_order(payload: dict[str, Any]) -> OrderRecord:
         status=status,
         financial_status=financial,
         fulfillment_status=fulfillment,
-        subtotal=sum((money(item.get("subtotal")) for item in payload.get("line_items") or []), Decimal("0")),
+        subtotal=sum((money(item.get("subtotal")) for item in payload.get("line_items") or []), ZERO),
         discounts=money(payload.get("discount_total")),
         shipping=money(payload.get("shipping_total")),
         tax=money(payload.get("total_tax")),
@@ -168,7 +171,7 @@ def map_order_line(item: dict[str, Any]) -> OrderLineRecord:
         title=text(item.get("name")),
         quantity=quantity,
         # Before discounts, as the shop listed it; `total` is what the line cost after them.
-        unit_price=(subtotal / quantity).quantize(Decimal("0.0001")) if quantity else subtotal,
+        unit_price=(subtotal / quantity).quantize(UNIT_PRICE_PLACES) if quantity else subtotal,
         total=money(item.get("total")),
         sku=item.get("sku") or "",
         variant_external_id=str(product_id) if product_id else "",
@@ -283,11 +286,12 @@ def order_customer(payload: dict[str, Any]) -> CustomerRecord | None:
 
 def money(value: Any) -> Decimal:
     if value is None or value == "":
-        return Decimal("0")
+        return ZERO
     if isinstance(value, float):
         value = repr(value)
     try:
-        amount = Decimal(str(value).strip())
+        # Decimal strips surrounding whitespace itself, as str.strip() would.
+        amount = Decimal(value if isinstance(value, str) else str(value))
     except InvalidOperation:
         raise ValueError(f"“{value}” is not an amount") from None
     if not amount.is_finite():
@@ -311,7 +315,7 @@ def required_gmt(payload: dict[str, Any], key: str) -> datetime:
 
 
 def sum_of(refunds: list[RefundRecord]) -> Decimal:
-    return sum((refund.amount for refund in refunds), Decimal("0"))
+    return sum((refund.amount for refund in refunds), ZERO)
 
 
 def text(value: Any) -> str:

@@ -478,8 +478,9 @@ def bench_environment(workdir: Path, settings: str) -> dict[str, str]:
     }
 
 
-def prepare() -> dict:
-    """Migrate, and create a tenant with a Shopify connection that has a client secret."""
+def prepare(info: dict) -> None:
+    """Migrate, and create a tenant with a Shopify connection that has a client secret. Fills `info`
+    as it goes, so an interrupted run still removes what it created."""
     import django
 
     django.setup()
@@ -491,6 +492,7 @@ def prepare() -> dict:
     from integrations.models import Connection
     from tenants.models import Tenant
 
+    info.update(vendor=db.vendor, database=db.settings_dict["NAME"])
     try:
         call_command("migrate", verbosity=0)
     except OperationalError as error:
@@ -498,39 +500,46 @@ def prepare() -> dict:
             f"Cannot use the database {db.settings_dict['NAME']!r}: {error}\n"
             "For PostgreSQL, create it first, e.g. `createdb -h 127.0.0.1 -U postgres bench_webhooks`."
         ) from None
+    info["queued_before"] = OrmQ.objects.order_by("-id").values_list("id", flat=True).first() or 0
     stamp = time.time_ns()
-    tenant = Tenant.objects.create(
+    info["tenant"] = Tenant.objects.create(
         name=f"Webhook bench {stamp}", slug=f"webhook-bench-{stamp}", contact_email="b@example.com"
     )
-    secret = "shpss_" + secrets.token_hex(16)
-    conn = Connection.objects.create(
-        tenant=tenant,
+    info["secret"] = "shpss_" + secrets.token_hex(16)
+    info["connection"] = Connection.objects.create(
+        tenant=info["tenant"],
         platform="shopify",
         name="bench store",
         sync_frequency="manual",
-        credentials={"shop_domain": SHOP, "access_token": "shpat_" + secrets.token_hex(16), "client_secret": secret},
+        credentials={
+            "shop_domain": SHOP,
+            "access_token": "shpat_" + secrets.token_hex(16),
+            "client_secret": info["secret"],
+        },
     )
-    queued_before = OrmQ.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    info = {
-        "vendor": db.vendor,
-        "database": db.settings_dict["NAME"],
-        "tenant": tenant,
-        "connection": conn,
-        "secret": secret,
-        "queued_before": queued_before,
-    }
     db.close()  # the server's workers open their own
-    return info
+
+
+def queued_tasks(info: dict) -> list[int]:
+    """The ids of the task-queue rows that process this run's events (and nobody else's tasks)."""
+    from django_q.models import OrmQ
+
+    from webhooks.models import WebhookEvent
+
+    ours = set(WebhookEvent.objects.filter(connection=info["connection"]).values_list("id", flat=True))
+    return [
+        row.pk
+        for row in OrmQ.objects.filter(id__gt=info["queued_before"]).iterator()
+        if row.task.get("func") == "webhooks.tasks.process_event" and (row.task.get("args") or [None])[0] in ours
+    ]
 
 
 def count_stored(info: dict) -> tuple[int, int, int]:
-    from django_q.models import OrmQ
-
     from webhooks.models import EventStatus, WebhookEvent
 
     events = WebhookEvent.objects.filter(connection=info["connection"])
-    queued = OrmQ.objects.filter(id__gt=info["queued_before"]).count()
-    return events.count(), events.filter(status=EventStatus.RECEIVED, signature_valid=True).count(), queued
+    verified = events.filter(status=EventStatus.RECEIVED, signature_valid=True).count()
+    return events.count(), verified, len(queued_tasks(info))
 
 
 def clean_up(info: dict) -> None:
@@ -539,10 +548,12 @@ def clean_up(info: dict) -> None:
 
     from webhooks.models import WebhookEvent
 
-    OrmQ.objects.filter(id__gt=info["queued_before"]).delete()
-    WebhookEvent.objects.filter(connection=info["connection"])._raw_delete(db.alias)
-    info["connection"].delete()
-    info["tenant"].delete()
+    if "connection" in info:
+        OrmQ.objects.filter(pk__in=queued_tasks(info)).delete()
+        WebhookEvent.objects.filter(connection=info["connection"])._raw_delete(db.alias)
+        info["connection"].delete()
+    if "tenant" in info:
+        info["tenant"].delete()
     db.close()
 
 
@@ -633,12 +644,12 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
     (workdir / "static").mkdir()
     server: Server | None = None
-    info: dict | None = None
+    info: dict = {}
     stop = threading.Event()
     try:
         env = bench_environment(workdir, args.settings)
         os.environ.update(env)
-        info = prepare()
+        prepare(info)
         server_env = dict(os.environ)
         if args.profile or args.cprofile:
             server_env["BENCH_WEBHOOK_TIMING"] = "1"
@@ -726,7 +737,7 @@ def main() -> None:
         try:
             if server is not None:
                 server.stop()
-            if info is not None and info["vendor"] != "sqlite":
+            if info.get("vendor") not in (None, "sqlite"):  # the SQLite file goes with the directory
                 clean_up(info)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

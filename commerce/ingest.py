@@ -51,6 +51,7 @@ from .records import (
     OrderRecord,
     ProductRecord,
 )
+from .signals import records_written
 
 UNIQUE_FIELDS = ["connection", "external_id"]
 
@@ -172,6 +173,14 @@ def ingest_orders(source: Source, records: list[OrderRecord]) -> IngestResult:
         _write_refunds(source, orders, stored, order_ids, now)
         # An order moved to another customer may have been the first of the one it left.
         refresh_first_orders([*customer_ids.values(), *left])
+        records_written.send(
+            sender=Order,
+            tenant_id=source.tenant_id,
+            connection_id=source.connection_id,
+            stream="orders",
+            created=[order_ids[key] for key in orders if key not in stored and key in order_ids],
+            updated=[order_ids[key] for key in orders if key in stored and key in order_ids],
+        )
     return _tally(records, orders, stored)
 
 

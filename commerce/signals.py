@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.dispatch import Signal
 
-# Sent by `commerce.ingest.ingest()` after it writes each page, inside the page's transaction, so a
+# Sent by `commerce.ingest.ingest()` after it writes each page of orders (customers, products and
+# inventory do not send it yet), inside the page's transaction, so a
 # receiver that acts on it must wait for the commit (`transaction.on_commit`): a page rolled back
 # sends nothing. Keyword arguments:
 #   tenant_id: int, connection_id: int — the page's source

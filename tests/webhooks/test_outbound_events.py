@@ -394,3 +394,35 @@ def test_a_sync_that_fails_on_our_side_is_not_the_connections_failure(hook, shop
     run = SyncRun.objects.create(tenant=shop.tenant, connection=shop, status=SyncStatus.RUNNING)
 
     assert finish(run, SyncStatus.FAILED, django_capture_on_commit_callbacks) == []
+
+
+# --- From ingest itself ------------------------------------------------------------------------------
+
+
+def test_ingesting_an_order_page_announces_new_and_changed_orders(hook, shop, django_capture_on_commit_callbacks):
+    from commerce.ingest import Source, ingest
+    from commerce.records import OrderRecord
+
+    created, updated = hook(E.ORDER_CREATED), hook(E.ORDER_UPDATED)
+    now = timezone.now()
+
+    def page(total: str, at):
+        record = OrderRecord(
+            external_id="gid://shop/Order/1",
+            number="#1",
+            currency="USD",
+            total=Decimal(total),
+            placed_at=now - timedelta(hours=1),
+            updated_at=at,
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            ingest("orders", Source(shop.tenant_id, shop.pk, shop.platform), [record])
+
+    page("10.00", now - timedelta(minutes=30))
+    page("12.00", now - timedelta(minutes=20))
+    page("9.00", now - timedelta(minutes=25))  # older than what is stored: no change, no event
+    order = Order.objects.get(connection=shop)
+    assert list(HookDelivery.objects.filter(subscription=created).values_list("payload__data__id", flat=True)) == [
+        order.pk
+    ]
+    assert HookDelivery.objects.filter(subscription=updated).count() == 1

@@ -55,7 +55,12 @@ def _receive(request: HttpRequest, provider: str, connection_uuid, *, service: s
     receiver = RECEIVERS.get(provider)
     if receiver is None:
         return _answer(404, "not_found", f"No webhook receiver for “{provider}”.")
-    connection = Connection.objects.select_related("tenant").filter(uuid=connection_uuid).first()
+    # `get`, not `first()`: no ORDER BY (the model orders by tenant name) and no join; the view only
+    # needs the connection's own columns.
+    try:
+        connection = Connection.objects.get(uuid=connection_uuid)
+    except Connection.DoesNotExist:
+        connection = None
     platform = PROVIDER_PLATFORMS.get(provider)
     if connection is None or (platform is not None and connection.platform != platform):
         return _answer(404, "not_found", "No such webhook address.")

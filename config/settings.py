@@ -107,8 +107,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Connections are kept between requests (opening one costs a round trip on PostgreSQL and the
+# PRAGMAs above on SQLite); a PostgreSQL one is checked before reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The dashboard's covering indexes INCLUDE extra columns on PostgreSQL; SQLite keeps just their key
 # columns, which still serve the queries, so its warning about it is noise.
@@ -237,6 +239,11 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=2 * 1024 * 10
 # hour apart) this many times in all, then parked for a person to replay.
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
 WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
+# Receipt rings for a drain task after storing an event; rings this close to a queued drain are
+# absorbed by it (webhooks/queue.py), so a flood costs one task-queue insert per few seconds.
+WEBHOOK_DRAIN_COALESCE_SECONDS = env.int("WEBHOOK_DRAIN_COALESCE_SECONDS", default=5)
+# Receipt looks a connection up at most once per this many seconds per process (webhooks/connections.py).
+WEBHOOK_CONNECTION_CACHE_SECONDS = env.int("WEBHOOK_CONNECTION_CACHE_SECONDS", default=30)
 # A replaced credential (a webhook signing secret) still verifies deliveries for this long.
 WEBHOOK_SECRET_GRACE_SECONDS = env.int("WEBHOOK_SECRET_GRACE_SECONDS", default=3600)
 # Signed timestamps (Stripe, the generic HMAC, SendGrid) older or newer than this are refused.

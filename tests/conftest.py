@@ -64,6 +64,11 @@ def _fresh_cache():
             client.delete(*keys)
     else:
         cache.clear()
+    # And the per-process cache of webhook receipt's connection lookups (rolled-back rows vanish
+    # without the signals that would drop them).
+    from webhooks import connections
+
+    connections.forget_all()
     yield
 
 

@@ -4,11 +4,11 @@ only counted; a refused delivery is kept with its reason and never processed."""
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
-from django_q.tasks import async_task
 
+from . import queue
 from .models import EventStatus, WebhookEvent
 from .receivers.base import Delivery, Incoming, Receiver
 
@@ -92,26 +92,19 @@ def store(receiver: Receiver, delivery: Delivery, incoming: list[Incoming]) -> l
 
 
 def _insert_once(event: WebhookEvent) -> tuple[WebhookEvent, bool]:
-    if not event.event_id:
-        event.save()
-        _enqueue(event)
-        return event, True
     try:
-        with transaction.atomic():
-            event.save()
+        if connection.in_atomic_block:
+            with transaction.atomic():  # a savepoint, so a duplicate does not spoil the caller's transaction
+                event.save()
+        else:
+            event.save()  # autocommit: one INSERT, nothing to roll back if it fails
     except IntegrityError:
+        if not event.event_id:
+            raise
         # Delivered before (or at this very moment by another worker): count it on the first copy.
         first = WebhookEvent.objects.filter(connection=event.connection, event_id=event.event_id, signature_valid=True)
         first.update(duplicates=F("duplicates") + 1, last_duplicate_at=event.received_at)
         return first.first() or event, False
-    _enqueue(event)
+    # Once committed, a drain takes it (and every other waiting event): see webhooks.queue.
+    transaction.on_commit(queue.wake)
     return event, True
-
-
-def _enqueue(event: WebhookEvent) -> None:
-    pk = event.pk
-    transaction.on_commit(lambda: enqueue(pk))
-
-
-def enqueue(pk: int) -> None:
-    async_task("webhooks.tasks.process_event", pk, task_name=f"webhook-{pk}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
@@ -111,6 +112,36 @@ def due(now=None, limit: int = 500) -> list[int]:
     )
 
 
+def waiting(limit: int = 100) -> list[int]:
+    """Events stored and not yet taken by anyone, oldest first."""
+    return list(
+        WebhookEvent.objects.filter(status=EventStatus.RECEIVED).order_by("pk").values_list("pk", flat=True)[:limit]
+    )
+
+
+def drain(seconds: float) -> tuple[int, bool]:
+    """Process waiting events until none is left or `seconds` have passed. Returns how many were
+    processed and whether some may still wait (the caller queues another drain)."""
+    from . import queue
+
+    deadline = time.monotonic() + seconds
+    done = 0
+    while True:
+        pks = waiting()
+        if not pks:
+            # Nothing left: let the next delivery ring again, then look once more for one stored
+            # while the bell could not ring (see webhooks.queue).
+            queue.rearm()
+            pks = waiting()
+            if not pks:
+                return done, False
+        for pk in pks:
+            process(pk)
+            done += 1
+            if time.monotonic() >= deadline:
+                return done, True
+
+
 def replay(events) -> int:
     """Put parked, failed, ignored or processed events back in the queue (the admin's Replay).
     Rejected ones are never processed: their signature did not hold."""
@@ -118,7 +149,7 @@ def replay(events) -> int:
     WebhookEvent.objects.filter(pk__in=pks).update(
         status=EventStatus.RECEIVED, attempts=0, next_attempt_at=None, error="", outcome=""
     )
-    from .inbox import enqueue
+    from .queue import enqueue
 
     for pk in pks:
         transaction.on_commit(lambda pk=pk: enqueue(pk))

@@ -12,7 +12,7 @@ from integrations.errors import IntegrationError
 from integrations.models import Connection, SyncRun, SyncStatus, SyncTrigger
 from integrations.services import connection_tested
 
-from . import registration
+from . import connections, registration
 from .models import WebhookSubscription
 from .outbound import publish
 
@@ -24,6 +24,12 @@ def register_after_test(sender, connection: Connection, result, **kwargs) -> Non
     if result.ok and registration.can_register(connection):
         pk = connection.pk
         transaction.on_commit(lambda: async_task("webhooks.tasks.register_webhooks", pk, task_name=f"webhooks-{pk}"))
+
+
+@receiver(post_save, sender=Connection, dispatch_uid="webhooks-forget-cached-connection-on-save")
+@receiver(post_delete, sender=Connection, dispatch_uid="webhooks-forget-cached-connection-on-delete")
+def forget_cached_connection(sender, instance: Connection, **kwargs) -> None:
+    connections.forget(instance.uuid)
 
 
 @receiver(pre_delete, sender=Connection, dispatch_uid="webhooks-remember-before-delete")

@@ -10,6 +10,7 @@ reason (never processed) and answered 401; nothing a sender can post makes a 500
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from django.conf import settings
@@ -17,9 +18,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from config.api import error_body
-from integrations.models import Connection
 
-from . import inbox
+from . import connections, inbox
 from .receivers import PROVIDER_PLATFORMS, RECEIVERS
 from .receivers.base import Delivery, Malformed, Rejected, Unavailable
 
@@ -55,12 +55,7 @@ def _receive(request: HttpRequest, provider: str, connection_uuid, *, service: s
     receiver = RECEIVERS.get(provider)
     if receiver is None:
         return _answer(404, "not_found", f"No webhook receiver for “{provider}”.")
-    # `get`, not `first()`: no ORDER BY (the model orders by tenant name) and no join; the view only
-    # needs the connection's own columns.
-    try:
-        connection = Connection.objects.get(uuid=connection_uuid)
-    except Connection.DoesNotExist:
-        connection = None
+    connection, cached = connections.lookup(connection_uuid)
     platform = PROVIDER_PLATFORMS.get(provider)
     if connection is None or (platform is not None and connection.platform != platform):
         return _answer(404, "not_found", "No such webhook address.")
@@ -98,7 +93,7 @@ def _receive(request: HttpRequest, provider: str, connection_uuid, *, service: s
         response = receiver.handshake(delivery)
         if response is not None:
             return response
-        receiver.verify(delivery)
+        delivery = _verify(receiver, delivery, cached=cached)
     except Rejected as refusal:
         inbox.store_rejected(receiver, delivery, refusal.reason)
         logger.warning("Webhook refused: %s", refusal.reason, extra={"provider": provider, "connection": connection.pk})
@@ -125,3 +120,19 @@ def _receive(request: HttpRequest, provider: str, connection_uuid, *, service: s
     return JsonResponse(
         {"status": "duplicate" if stored and duplicates == len(stored) else "received", "events": len(stored)}
     )
+
+
+def _verify(receiver, delivery: Delivery, *, cached: bool) -> Delivery:
+    """Verify the delivery; one that fails against a cached connection is verified again against
+    a fresh copy (its secret may have been rotated in another process) before it is refused."""
+    try:
+        receiver.verify(delivery)
+    except Rejected:
+        if not cached:
+            raise
+        fresh, _ = connections.lookup(delivery.connection.uuid, fresh=True)
+        if fresh is None:
+            raise
+        delivery = dataclasses.replace(delivery, connection=fresh)
+        receiver.verify(delivery)
+    return delivery

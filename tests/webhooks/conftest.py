@@ -11,6 +11,9 @@ import time
 import pytest
 from django.test import Client
 
+from webhooks import processing
+from webhooks.models import WebhookEvent
+
 SHOPIFY_SECRET = "shpss_test_client_secret_0001"
 WOO_SECRET = "woo-webhook-secret-0001"
 HUB_SECRET = "hub-generic-secret-0001"
@@ -80,3 +83,27 @@ def signed_generic(client: Client, connection, payload: dict, *, service="erp", 
         HTTP_X_HUB_SIGNATURE_256=generic_signature(raw, stamp),
         **extra,
     )
+
+
+def make_event(connection, topic="orders/updated", **kwargs) -> WebhookEvent:
+    defaults = {"provider": connection.platform, "body": json.dumps({"id": 1}), "event_id": f"e-{topic}"}
+    defaults.update(kwargs)
+    return WebhookEvent.objects.create(tenant=connection.tenant, connection=connection, topic=topic, **defaults)
+
+
+@pytest.fixture
+def handled(monkeypatch):
+    """Replace the handler registry with one the test controls; returns the calls made."""
+    calls: list[WebhookEvent] = []
+    registry: dict = {}
+
+    def use(handler, key=("shopify", "orders/updated")):
+        def record(event):
+            calls.append(event)
+            return handler(event)
+
+        registry[key] = record
+        return calls
+
+    monkeypatch.setattr(processing, "handlers", lambda: registry)
+    return use

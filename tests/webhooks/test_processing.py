@@ -16,31 +16,7 @@ from webhooks import processing, tasks
 from webhooks.errors import Unprocessable
 from webhooks.models import EventStatus, WebhookEvent
 
-from .conftest import HUB_SECRET, shopify_signature, signed_generic
-
-
-def make_event(connection, topic="orders/updated", **kwargs) -> WebhookEvent:
-    defaults = {"provider": connection.platform, "body": json.dumps({"id": 1}), "event_id": f"e-{topic}"}
-    defaults.update(kwargs)
-    return WebhookEvent.objects.create(tenant=connection.tenant, connection=connection, topic=topic, **defaults)
-
-
-@pytest.fixture
-def handled(monkeypatch):
-    """Replace the handler registry with one the test controls; returns the calls made."""
-    calls: list[WebhookEvent] = []
-    registry: dict = {}
-
-    def use(handler, key=("shopify", "orders/updated")):
-        def record(event):
-            calls.append(event)
-            return handler(event)
-
-        registry[key] = record
-        return calls
-
-    monkeypatch.setattr(processing, "handlers", lambda: registry)
-    return use
+from .conftest import HUB_SECRET, make_event, shopify_signature, signed_generic
 
 
 def test_a_processed_event_runs_its_handler_once(shop, handled):

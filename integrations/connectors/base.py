@@ -25,6 +25,7 @@ from ..errors import IntegrationError
 from ..http import HttpClient, RateBudget
 
 if TYPE_CHECKING:
+    from commerce.pushes import FulfilmentPush, StockPush
     from commerce.records import Record
 
     from ..models import Connection
@@ -81,9 +82,12 @@ class CheckResult:
 
 
 class Connector:
-    """Base for one platform. Subclasses set `streams` and implement `_check` and `read`."""
+    """Base for one platform. Subclasses set `streams` and implement `_check` and `read`; those
+    that take changes back implement `fulfil` and `set_stock` (commerce.pushes)."""
 
     streams: tuple[str, ...] = ()
+    # Hub carrier codes (commerce.carriers) this platform accepts, and the name it knows each by.
+    carrier_names: dict[str, str] = {}
 
     def __init__(self, connection: Connection, *, client: HttpClient | None = None) -> None:
         self.connection = connection
@@ -135,6 +139,34 @@ class Connector:
                     external_id = ""
                 out.append(Failed(external_id, payload, f"{type(exc).__name__}: {exc}"))
         return out
+
+    def fulfil(self, push: FulfilmentPush) -> str:
+        """Create the fulfilment (tracking number, carrier, lines) on the platform; returns the
+        platform's id for it. Raises IntegrationError when the platform refuses."""
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(f"{self.connection.get_platform_display()} cannot take fulfilments from the hub yet.")
+
+    def set_stock(self, push: StockPush) -> str:
+        """Set the SKU's available quantity on the platform; returns the platform's id for the item."""
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(f"{self.connection.get_platform_display()} cannot take stock levels from the hub yet.")
+
+    def platform_carrier(self, code: str) -> str:
+        """This platform's name for a hub carrier code; a carrier it does not accept is refused
+        with the list it does."""
+        from commerce.carriers import CARRIERS
+
+        from ..errors import ConfigurationError
+
+        if code in self.carrier_names:
+            return self.carrier_names[code]
+        accepted = ", ".join(CARRIERS[c].name for c in self.carrier_names if c in CARRIERS)
+        raise ConfigurationError(
+            f"{self.connection.get_platform_display()} does not accept the carrier “{code}”.",
+            hint=f"Accepted: {accepted}." if accepted else "",
+        )
 
     # --- Shared behaviour ---
 

@@ -41,6 +41,10 @@ class StockPush:
     sku: str
     quantity: int
     location_id: str = ""  # the platform's location id; empty for the platform's default
+    # The platform's ids for the item, when the hub has synced it (some platforms cannot find a
+    # variant by SKU alone: WooCommerce's variations sit under their product).
+    product_external_id: str = ""
+    variant_external_id: str = ""
 
 
 @dataclass(frozen=True)

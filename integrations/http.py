@@ -210,6 +210,9 @@ class Hints:
     ssl: str = "The site's HTTPS is misconfigured (its certificate could not be verified)."
     timeout: str = "The platform did not answer in time."
     connection: str = "The platform could not be reached."
+    # The platform's own reason in an error answer's body (e.g. WooCommerce's `message`), added to
+    # the error; returns "" when there is none.
+    describe: Callable[[requests.Response], str] | None = None
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -308,7 +311,14 @@ class HttpClient:
         cls = {401: AuthError, 403: PermissionDenied, 404: NotFound, 429: RateLimited}.get(status)
         if cls is None:
             cls = Unavailable if status >= 500 else BadResponse
-        return cls(f"The platform answered {status} {response.reason or ''}".strip() + ".", hint=hint, status=status)
+        message = f"The platform answered {status} {response.reason or ''}".strip()
+        detail = ""
+        if self.hints.describe is not None:
+            try:
+                detail = self.hints.describe(response).strip()[:300]
+            except Exception:  # a body that is not what the platform documents: the status says enough
+                detail = ""
+        return cls(f"{message}: {detail}" if detail else f"{message}.", hint=hint, status=status)
 
     def json(self, method: str, url: str, **kwargs: Any) -> Any:
         response = self.request(method, url, **kwargs)

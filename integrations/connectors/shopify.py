@@ -39,11 +39,13 @@ from ..http import Hints, HttpClient
 from ..platforms import COMMERCE_STREAMS
 from . import shopify_bulk as bulk
 from . import shopify_mapping as mapping
+from . import shopify_push as push_changes
 from . import shopify_queries as queries
 from .base import CheckResult, Connector, Page
 from .shopify_client import CostThrottle, QueryTooCostly, ShopifyGraphQL
 
 if TYPE_CHECKING:
+    from commerce.pushes import FulfilmentPush, StockPush
     from commerce.records import Record
 
     from ..models import Connection
@@ -63,6 +65,7 @@ def _sleep(seconds: float) -> None:
 
 class ShopifyConnector(Connector):
     streams = COMMERCE_STREAMS
+    carrier_names = push_changes.CARRIER_NAMES
     page_sizes = {"orders": 25, "products": 25, "customers": 100, "inventory": 50}
     bulk_page_size = 250
     bulk_poll_interval = 2.0
@@ -187,6 +190,14 @@ class ShopifyConnector(Connector):
     def _graphql(self, token: str) -> ShopifyGraphQL:
         headers = {"X-Shopify-Access-Token": token}
         return ShopifyGraphQL(self.endpoint, headers, http=self.client, throttle=self.throttle)
+
+    # --- Pushes (commerce.pushes) -------------------------------------------------------------------
+
+    def fulfil(self, push: FulfilmentPush) -> str:
+        return push_changes.fulfil(self, push)
+
+    def set_stock(self, push: StockPush) -> str:
+        return push_changes.set_stock(self, push)
 
     # --- Check ---------------------------------------------------------------------------------------
 

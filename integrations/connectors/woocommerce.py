@@ -43,9 +43,11 @@ from woocommerce import API
 from ..errors import AuthError, BadResponse, ConfigurationError, IntegrationError, NotFound, PermissionDenied, UnsafeURL
 from ..http import Hints, HttpClient, validate_public_url
 from . import woocommerce_mapping as mapping
+from . import woocommerce_push
 from .base import CheckResult, Connector, Page
 
 if TYPE_CHECKING:
+    from commerce.pushes import FulfilmentPush, StockPush
     from commerce.records import Record
 
     from ..models import Connection
@@ -161,7 +163,22 @@ class WooCommerceConnector(Connector):
             "issued for another name).",
             timeout="The store did not answer in time: a slow host or a heavy plugin can cause this.",
             connection="The store could not be reached: check the site URL.",
+            describe=error_message,
         )
+
+    # --- Pushes (commerce.pushes) ---
+
+    carrier_names = woocommerce_push.CARRIER_NAMES
+
+    def fulfil(self, push: FulfilmentPush) -> str:
+        return woocommerce_push.fulfil(self, push)
+
+    def set_stock(self, push: StockPush) -> str:
+        return woocommerce_push.set_stock(self, push)
+
+    def write(self, method: str, endpoint: str, data: dict[str, Any], *, retry: bool = True) -> Any:
+        """POST or PUT, and the decoded answer. `retry=False` for writes that are not idempotent."""
+        return decode(self.api._API__request(method, endpoint, data, retry=retry))
 
     # --- The client ---
 
@@ -358,6 +375,12 @@ class WooCommerceConnector(Connector):
 
 
 # --- Helpers --------------------------------------------------------------------------------------
+
+
+def error_message(response: Any) -> str:
+    """WooCommerce's reason in an error answer: `{"code": ..., "message": ..., "data": {"status": ...}}`."""
+    body = response.json()
+    return str(body.get("message") or "") if isinstance(body, dict) else ""
 
 
 def decode(response: Any) -> Any:

@@ -221,6 +221,10 @@ INTEGRATIONS_ALLOW_PRIVATE_URLS = env.bool("INTEGRATIONS_ALLOW_PRIVATE_URLS", de
 SHOPIFY_API_VERSION = env.str("SHOPIFY_API_VERSION", default="2025-10")
 # A full Shopify sync of a stream with more records than this uses a bulk operation (JSONL export).
 SHOPIFY_BULK_THRESHOLD = env.int("SHOPIFY_BULK_THRESHOLD", default=10000)
+# Seconds a started OAuth Connect may take before its one-time state lapses.
+OAUTH_STATE_TTL_SECONDS = env.int("OAUTH_STATE_TTL_SECONDS", default=600)
+# Amazon SP-API application IDs still in draft: their consent page is opened with version=beta.
+AMAZON_DRAFT_APPLICATION_IDS = env.list("AMAZON_DRAFT_APPLICATION_IDS", default=[])
 
 # --- Email ----------------------------------------------------------------------------------------
 # Where the hub's own mail goes (hook subscriptions switched off, alerts): an EMAIL_URL such as

@@ -41,6 +41,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
     path("webhooks/", include("webhooks.urls")),
+    path("integrations/oauth/", include("integrations.oauth.urls")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=ThrottledAuthenticationForm),
@@ -49,6 +50,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("dashboard/uploads/", include("commerce.upload_urls")),
     path("dashboard/api-keys/", include("tenants.urls")),
+    path("dashboard/integrations/", include("integrations.urls")),
     path("dashboard/", include("commerce.urls")),
     path("dashboard/switch/<slug:slug>/", tenants_views.switch_tenant, name="switch-tenant"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -28,6 +28,7 @@ from .models import (
     SyncStatus,
     SyncTrigger,
 )
+from .oauth.providers import PROVIDERS
 from .services import connection_stats, request_sync, test_connection
 
 STATUS_COLOURS = {
@@ -273,6 +274,11 @@ class ConnectionAdmin(admin.ModelAdmin):
         return text
 
     # --- buttons and actions ---
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        # The page shows "Connect with <platform>" for platforms that connect by OAuth.
+        extra_context = {**(extra_context or {}), "oauth_platforms": list(PROVIDERS)}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
         urls = [

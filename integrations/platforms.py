@@ -154,6 +154,13 @@ CATALOGUE: dict[str, PlatformSpec] = {
                 ),
                 _F("lwa_client_secret", "LWA client secret", secret=True),
                 _F(
+                    "application_id",
+                    "Application ID",
+                    required=False,
+                    help_text="For Connect: Solution Provider Portal → your app → App ID.",
+                    example="amzn1.sp.solution.…",
+                ),
+                _F(
                     "lwa_client_secret_expires_at",
                     "LWA client secret expires on",
                     required=False,

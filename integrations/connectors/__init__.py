@@ -16,6 +16,7 @@ CONNECTORS: dict[str, str] = {
     "shopify": "integrations.connectors.shopify.ShopifyConnector",
     "woocommerce": "integrations.connectors.woocommerce.WooCommerceConnector",
     "amazon": "integrations.connectors.amazon.AmazonConnector",
+    "tiktok": "integrations.connectors.tiktok.TikTokConnector",
 }
 
 

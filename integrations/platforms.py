@@ -230,10 +230,37 @@ CATALOGUE: dict[str, PlatformSpec] = {
             "eBay",
             Kind.COMMERCE,
             (
-                _F("client_id", "App ID (client ID)"),
-                _F("client_secret", "Cert ID (client secret)", secret=True),
-                _F("refresh_token", "Refresh token", secret=True, required=False, help_text="Set by Connect."),
+                _F(
+                    "client_id",
+                    "App ID (client ID)",
+                    help_text="Developer portal → Application Keys, for the connection's environment.",
+                    example="YourApp-Hub-PRD-1a2b3c4d5-6e7f8a9b",
+                ),
+                _F("client_secret", "Cert ID (client secret)", secret=True, example="PRD-1a2b3c4d5e6f-…"),
+                _F(
+                    "ru_name",
+                    "RuName (eBay redirect URL name)",
+                    help_text="Developer portal → User Tokens → Get a Token from eBay via Your Application: the "
+                    "RuName of the environment. Set its “auth accepted URL” to the hub's OAuth callback address: "
+                    "eBay sends the seller back there, and Connect sends eBay the RuName, not the address.",
+                    example="Your_Company-YourApp-Hub-PR-abcdefgh",
+                ),
                 _F("environment", "Environment", example="production", choices=("production", "sandbox")),
+                _F(
+                    "refresh_token",
+                    "Refresh token",
+                    secret=True,
+                    required=False,
+                    help_text="Set by Connect (eBay's consent page, signed in as the seller); lasts about 18 months.",
+                    example="v^1.1#i^1#…",
+                ),
+                _F(
+                    "refresh_token_expires_at",
+                    "Refresh token expires at",
+                    required=False,
+                    help_text="Set by Connect (ISO time, UTC): the connection test warns 30 days before.",
+                    example="2027-07-15T12:00:00Z",
+                ),
                 _F(
                     "verification_token",
                     "Account deletion verification token",
@@ -243,8 +270,13 @@ CATALOGUE: dict[str, PlatformSpec] = {
                     "deletion endpoint in the eBay developer portal.",
                 ),
             ),
-            scopes=("sell.fulfillment", "sell.inventory"),
-            streams=("orders", "inventory"),
+            # The scope URLs Connect asks for (connectors/ebay_oauth.EbayOAuth.scopes).
+            scopes=(
+                "https://api.ebay.com/oauth/api_scope",
+                "https://api.ebay.com/oauth/api_scope/sell.fulfillment",
+                "https://api.ebay.com/oauth/api_scope/sell.inventory",
+            ),
+            streams=("products", "orders", "inventory"),
             rate_limit=5.0,
             rate_burst=10,
             docs_url="https://developer.ebay.com/api-docs/sell/static/selling-ig-landing.html",

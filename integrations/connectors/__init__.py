@@ -17,6 +17,7 @@ CONNECTORS: dict[str, str] = {
     "woocommerce": "integrations.connectors.woocommerce.WooCommerceConnector",
     "amazon": "integrations.connectors.amazon.AmazonConnector",
     "tiktok": "integrations.connectors.tiktok.TikTokConnector",
+    "ebay": "integrations.connectors.ebay.EbayConnector",
 }
 
 

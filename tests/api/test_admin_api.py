@@ -223,7 +223,8 @@ def test_a_taken_slug_is_refused(admin_client, tenant_a):
 def test_the_platform_list_says_which_can_be_tested(admin_client):
     results = {p["platform"]: p for p in admin_client.get("/api/v1/admin/platforms").json()["results"]}
     assert results["shopify"]["testable"] is True
-    assert results["ebay"]["testable"] is False
+    assert results["ebay"]["testable"] is True
+    assert results["hubspot"]["testable"] is False
     assert {"name", "secret", "required"} <= set(results["shopify"]["credentials"][0])
 
 

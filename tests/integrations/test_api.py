@@ -629,11 +629,22 @@ def test_sync_of_a_disabled_connection_is_409(api_client, write_key, shop_a):
     assert not SyncRun.objects.exists()
 
 
-def test_sync_of_a_platform_without_a_connector_is_409(api_client, write_key, make_connection, tenant_a):
+def test_sync_of_a_platform_without_a_connector_is_409(api_client, write_key, make_connection, tenant_a, monkeypatch):
+    from integrations.connectors import CONNECTORS
+
+    monkeypatch.delitem(CONNECTORS, "ebay")  # every commerce platform has one now
     ebay = make_connection(tenant_a, "ebay", credentials={"client_id": "app", "client_secret": "cert"})
     response = api_client.post(f"/api/v1/integrations/{ebay.pk}/sync", **bearer(write_key))
     assert response.status_code == 409
     assert "no connector" in response.json()["error"]["message"]
+    assert not SyncRun.objects.exists()
+
+
+def test_sync_of_a_platform_with_nothing_to_sync_is_400(api_client, write_key, make_connection, tenant_a):
+    crm = make_connection(tenant_a, "hubspot", credentials={"access_token": "pat-x"})
+    response = api_client.post(f"/api/v1/integrations/{crm.pk}/sync", **bearer(write_key))
+    assert response.status_code == 400
+    assert "nothing to sync" in response.json()["error"]["details"]["streams"][0]
     assert not SyncRun.objects.exists()
 
 

@@ -8,7 +8,19 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from tenants.models import Tenant, TenantStatus
 
-from .models import Customer, ImportJob, ImportKind, InventoryLevel, Order, OrderLine, Product, ProductVariant, Refund
+from .models import (
+    Customer,
+    Fee,
+    ImportJob,
+    ImportKind,
+    InventoryLevel,
+    Order,
+    OrderLine,
+    Product,
+    ProductVariant,
+    Refund,
+    Settlement,
+)
 from .upload_formats import UploadError
 from .upload_views import job_page
 from .uploads import create_job, max_upload_bytes
@@ -93,6 +105,25 @@ class InventoryLevelAdmin(ReadOnlyAdmin):
     list_filter = ["tenant", "location_name"]
     search_fields = ["variant__sku", "variant__product__title"]
     list_select_related = ["tenant", "variant"]
+    exclude = ["raw"]
+
+
+@admin.register(Fee)
+class FeeAdmin(ReadOnlyAdmin):
+    list_display = ["posted_at", "tenant", "type", "platform_type", "event_type", "amount", "currency", "order", "sku"]
+    list_filter = ["type", "event_type", "currency", "tenant"]
+    search_fields = ["order_external_id", "external_id", "sku", "platform_type"]
+    list_select_related = ["tenant", "order"]
+    date_hierarchy = "posted_at"
+    exclude = ["raw"]
+
+
+@admin.register(Settlement)
+class SettlementAdmin(ReadOnlyAdmin):
+    list_display = ["external_id", "tenant", "status", "started_at", "ended_at", "total", "currency", "transferred_at"]
+    list_filter = ["status", "currency", "tenant"]
+    search_fields = ["external_id"]
+    date_hierarchy = "started_at"
     exclude = ["raw"]
 
 

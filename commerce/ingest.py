@@ -10,7 +10,11 @@ newer data; a record without `updated_at` is always written.
 
 Orders, the bulk of a sync, go in as plain tuples: their lines and refunds too, one
 `INSERT … ON CONFLICT` statement per table and page, which returns the orders' ids (`_upsert`).
-The other streams go through `bulk_create`.
+The other streams go through `bulk_create`, but for fees, which are as many as order lines.
+
+Fees and settlements come as one stream, `finances` (`ingest_finances` splits a page by kind). A
+fee names its order by the platform's order id: it is linked to that order when both are stored,
+whichever is written first (a first sync reads fees faster than orders on some platforms).
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 from django.db import connection, models, transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from .models import (
     Customer,
+    Fee,
     InventoryLevel,
     Order,
     OrderLine,
@@ -40,16 +45,19 @@ from .models import (
     Product,
     ProductVariant,
     Refund,
+    Settlement,
     refresh_first_orders,
     refresh_line_copies,
 )
 from .records import (
     CustomerRecord,
+    FeeRecord,
     IngestFailure,
     IngestResult,
     InventoryRecord,
     OrderRecord,
     ProductRecord,
+    SettlementRecord,
 )
 from .signals import records_written
 
@@ -104,6 +112,15 @@ REFUND_COLUMNS = [*COMMON_COLUMNS, *(name for name in REFUND_FIELDS if name not 
 PRODUCT_FIELDS = ["title", "vendor", "product_type", "status", "platform_updated_at", "raw"]
 VARIANT_FIELDS = ["product", "sku", "title", "price", "currency", "platform_updated_at", "raw"]
 LEVEL_FIELDS = ["variant", "location_id", "location_name", "available", "platform_updated_at", "raw"]
+FEE_FIELDS = [
+    *["order", "order_external_id", "type", "platform_type", "event_type", "sku", "amount", "currency"],
+    *["posted_at", "platform_updated_at", "raw"],
+]
+FEE_COLUMNS = [*COMMON_COLUMNS, *(name for name in FEE_FIELDS if name not in COMMON_COLUMNS)]
+SETTLEMENT_FIELDS = [
+    *["started_at", "ended_at", "total", "currency", "status", "transferred_at"],
+    *["platform_updated_at", "raw"],
+]
 
 
 @dataclass(frozen=True)
@@ -171,6 +188,7 @@ def ingest_orders(source: Source, records: list[OrderRecord]) -> IngestResult:
         )
         _write_lines(source, orders, stored, order_ids, now)
         _write_refunds(source, orders, stored, order_ids, now)
+        _link_fees(source, [external_id for external_id in orders if external_id not in stored])
         # An order moved to another customer may have been the first of the one it left.
         refresh_first_orders([*customer_ids.values(), *left])
         records_written.send(
@@ -277,11 +295,77 @@ def ingest_inventory(source: Source, records: list[InventoryRecord]) -> IngestRe
     return result
 
 
+def ingest_finances(source: Source, records: list[FeeRecord | SettlementRecord]) -> IngestResult:
+    """A page of the `finances` stream: settlements and fees, in any mix."""
+    unknown = [r for r in records if not isinstance(r, (FeeRecord, SettlementRecord))]
+    if unknown:
+        raise TypeError(f"The finances stream takes fees and settlements, not {type(unknown[0]).__name__}.")
+    result = ingest_settlements(source, [r for r in records if isinstance(r, SettlementRecord)])
+    result += ingest_fees(source, [r for r in records if isinstance(r, FeeRecord)])
+    return result
+
+
+def ingest_settlements(source: Source, records: list[SettlementRecord]) -> IngestResult:
+    now = timezone.now()
+    with transaction.atomic():
+        settlements, stored = _changed(Settlement, source, _latest(records))
+        _write(
+            Settlement,
+            [
+                Settlement(
+                    **_common(source, s.external_id, s.raw, _version(s, stored), now),
+                    started_at=s.started_at,
+                    ended_at=s.ended_at,
+                    total=s.total,
+                    currency=s.currency,
+                    status=s.status,
+                    transferred_at=s.transferred_at,
+                )
+                for s in settlements.values()
+            ],
+            SETTLEMENT_FIELDS,
+        )
+    return _tally(records, settlements, stored)
+
+
+def ingest_fees(source: Source, records: list[FeeRecord]) -> IngestResult:
+    """Upsert fees, each linked to its order when this connection has it. A fee is not changed by
+    a record as old as the stored one (fees are dated by when they were posted, and a posted fee
+    does not change), so a sync that reads a period again writes nothing new."""
+    now = timezone.now()
+    with transaction.atomic():
+        fees, stored = _changed(Fee, source, _latest(records))
+        order_ids = _ids(Order, source, {fee.order_external_id for fee in fees.values() if fee.order_external_id})
+        _upsert(
+            Fee,
+            source,
+            FEE_COLUMNS,
+            [
+                (
+                    *_common_row(source, fee.external_id, fee.raw, _version(fee, stored), now),
+                    order_ids.get(fee.order_external_id),
+                    fee.order_external_id,
+                    fee.type,
+                    fee.platform_type,
+                    fee.event_type,
+                    fee.sku,
+                    fee.amount,
+                    fee.currency,
+                    fee.posted_at,
+                )
+                for fee in fees.values()
+            ],
+            FEE_FIELDS,
+        )
+    return _tally(records, fees, stored)
+
+
 INGESTERS: dict[str, Callable[[Source, list], IngestResult]] = {
     "orders": ingest_orders,
     "products": ingest_products,
     "customers": ingest_customers,
     "inventory": ingest_inventory,
+    "finances": ingest_finances,
 }
 
 
@@ -422,6 +506,16 @@ def _write_refunds(
             for order, refund in refunds.values()
         ],
         REFUND_FIELDS,
+    )
+
+
+def _link_fees(source: Source, order_external_ids: list[str]) -> None:
+    """Link the fees stored before these (new) orders to them, in one UPDATE."""
+    if not order_external_ids:
+        return
+    order = _scoped(Order, source).filter(external_id=OuterRef("order_external_id")).values("pk")[:1]
+    _scoped(Fee, source).filter(order_external_id__in=sorted(order_external_ids), order__isnull=True).update(
+        order_id=Subquery(order)
     )
 
 

@@ -1,4 +1,5 @@
-"""What the hub knows about a tenant's shops: orders, products, customers, stock and refunds.
+"""What the hub knows about a tenant's shops: orders, products, customers, stock, refunds, fees and
+settlements.
 
 Commerce knows nothing about platforms. Every row points at its source connection by a string
 foreign key, carries the platform's id for it (unique per connection) and keeps the platform's raw
@@ -240,6 +241,67 @@ class Refund(CommerceRecord):
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} on {self.order}"
+
+
+class FeeType(models.TextChoices):
+    COMMISSION = "commission", "Commission"
+    FULFILMENT = "fulfilment", "Fulfilment"
+    REFERRAL = "referral", "Referral"
+    OTHER = "other", "Other"
+
+
+class Fee(CommerceRecord):
+    """What a platform charged the seller: positive `amount` is charged, negative given back (a fee
+    refunded with its order). The platform's own name for the fee is `platform_type`."""
+
+    # The platform's order id is kept beside the link: a fee may be stored before its order, and
+    # ingest links the two when the order comes (commerce.ingest).
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="fees")
+    order_external_id = models.CharField(max_length=128, blank=True)
+    type = models.CharField(max_length=16, choices=FeeType.choices, default=FeeType.OTHER)
+    platform_type = models.CharField(max_length=64, blank=True)
+    event_type = models.CharField(max_length=64, blank=True, help_text="What the fee came with: a shipment, a refund…")
+    sku = models.CharField(max_length=128, blank=True)
+    amount = money()
+    currency = models.CharField(max_length=3)
+    posted_at = models.DateTimeField(null=True, blank=True, help_text="Empty when the platform does not date it.")
+
+    class Meta(CommerceRecord.Meta):
+        ordering = ["-posted_at", "-pk"]
+        indexes = [
+            models.Index(fields=["tenant", "posted_at"], name="fee_tenant_posted"),
+            # The fees still waiting for an order of theirs, found when the order is written.
+            models.Index(fields=["connection", "order_external_id"], name="fee_connection_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform_type or self.get_type_display()} {self.amount} {self.currency}"
+
+
+class SettlementStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CLOSED = "closed", "Closed, not paid yet"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Payment failed"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Settlement(CommerceRecord):
+    """One payout period of a platform: its total for the seller and whether it has been paid."""
+
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Empty while the period is open.")
+    total = money()
+    currency = models.CharField(max_length=3, blank=True)
+    status = models.CharField(max_length=16, choices=SettlementStatus.choices, default=SettlementStatus.UNKNOWN)
+    transferred_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(CommerceRecord.Meta):
+        ordering = ["-started_at", "-pk"]
+        indexes = [models.Index(fields=["tenant", "started_at"], name="settlement_tenant_started")]
+
+    def __str__(self) -> str:
+        return f"Settlement {self.external_id} ({self.get_status_display()})"
 
 
 # --- Derived columns -------------------------------------------------------------------------------

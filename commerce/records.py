@@ -114,7 +114,45 @@ class OrderRecord:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-Record = Union[CustomerRecord, ProductRecord, InventoryRecord, OrderRecord]  # noqa: UP007
+@dataclass
+class FeeRecord:
+    """What a platform charged the seller for one sale or service (commission, fulfilment, …).
+    `amount` is positive when charged and negative when given back (a fee refunded with an order).
+    `type` is a commerce.models.FeeType value; `platform_type` the platform's own name for the fee,
+    `event_type` the kind of event it came with (a shipment, a refund, a service fee…). An order is
+    named by its `order_external_id`; ingest links the fee to that order of the same connection once
+    both are stored, whichever comes first."""
+
+    external_id: str
+    amount: Decimal
+    currency: str
+    type: str = "other"
+    platform_type: str = ""
+    event_type: str = ""
+    order_external_id: str = ""
+    sku: str = ""
+    posted_at: datetime | None = None
+    updated_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SettlementRecord:
+    """One payout period: what the platform owes or paid the seller for it. `status` is a
+    commerce.models.SettlementStatus value; `ended_at` is empty while the period is open."""
+
+    external_id: str
+    total: Decimal
+    currency: str
+    status: str = "unknown"
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    transferred_at: datetime | None = None
+    updated_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+Record = Union[CustomerRecord, ProductRecord, InventoryRecord, OrderRecord, FeeRecord, SettlementRecord]  # noqa: UP007
 
 
 @dataclass

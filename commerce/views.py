@@ -17,13 +17,14 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
 from integrations.models import Connection, SyncFrequency, SyncStatus
+from integrations.platforms import Platform
 from integrations.services import connection_stats
 from integrations.tasks import next_sync_times
 from tenants.models import Tenant
 from tenants.views import tenant_required
 
 from . import charts
-from .metrics import channel_label, dashboard, period_for
+from .metrics import channel_label, dashboard, period_for, source_figures
 from .models import FulfillmentStatus, Order, OrderStatus, ProductVariant
 
 PERIODS = {"7": "7 days", "30": "30 days", "90": "90 days"}
@@ -106,6 +107,24 @@ def connection_rows(tenant: Tenant) -> list[ConnectionRow]:
     return [ConnectionRow(c, stats.get(c.pk, {}), next_times.get(c.pk)) for c in connections]
 
 
+def amazon_figures(tenant: Tenant, rows: list[ConnectionRow]) -> dict | None:
+    """The overview's Amazon figures, over every Amazon connection of the tenant; None without one.
+    The last sync is the latest finished run of any of them, from the connections panel's stats."""
+    amazon = [row for row in rows if row.connection.platform == Platform.AMAZON]
+    if not amazon:
+        return None
+    last = max(
+        (row for row in amazon if row.stats.get("last_finished_at")),
+        key=lambda row: row.stats["last_finished_at"],
+        default=None,
+    )
+    return {
+        **source_figures(tenant, [row.connection.pk for row in amazon]),
+        "accounts": len(amazon),
+        "last_sync": last,
+    }
+
+
 @tenant_required
 def home(request: HttpRequest) -> HttpResponse:
     tenant = request.tenant
@@ -117,6 +136,7 @@ def home(request: HttpRequest) -> HttpResponse:
     selling = [c for c in data["currencies"] if data["sales"][c]["orders"]]
     channel_currencies = list(dict.fromkeys(row["currency"] for row in data["channels"]))
     product_currencies = list(dict.fromkeys(row["currency"] for row in data["top_products"]))
+    connections = connection_rows(tenant)
     context = {
         "data": data,
         "period": info,
@@ -133,7 +153,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "top_product_charts": [(c, charts.top_products_chart(data["top_products"], c)) for c in product_currencies],
         "order_count": data["orders"]["count"],
         "stock_alerts": data["inventory"]["low_stock"] + data["inventory"]["out_of_stock"],
-        "connections": connection_rows(tenant),
+        "connections": connections,
+        "amazon": amazon_figures(tenant, connections),
         "recent_orders": Order.objects.for_tenant(tenant).select_related("customer")[:10],
     }
     return render(request, "dashboard/home.html", context)

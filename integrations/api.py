@@ -1,6 +1,7 @@
 """The public API for integrations: the platform catalogue, connections (create, read, change,
-delete, test, sync), their sync history and a status overview. Tenant-scoped through
-`TenantScopedViewSet`; API keys need `integrations:read` or `integrations:write`."""
+delete, test, sync), their sync history, a status overview and the setup status per platform.
+Tenant-scoped through `TenantScopedViewSet`; API keys need `integrations:read` or
+`integrations:write`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tenants import audit
 from tenants.api import UPDATED_SINCE, MeteredMixin, TenantScopedViewSet, choice_param, parse_timestamp
 from tenants.schema import ErrorSerializer
 
+from . import setup_status as setup
 from .connectors import CONNECTORS
 from .models import Connection, ConnectionStatus, SyncRun, SyncStatus, SyncTrigger
 from .platforms import CATALOGUE, Platform
@@ -33,6 +35,7 @@ from .serializers import (
     ConnectionStatusSerializer,
     PlatformListSerializer,
     PlatformSerializer,
+    SetupStatusSerializer,
     SyncRequestSerializer,
     SyncRunSerializer,
 )
@@ -234,6 +237,16 @@ class ConnectionViewSet(
         connections = list(super().get_queryset().defer("credentials").order_by("name", "pk"))
         stats = connection_stats(connections)
         return Response({"results": ConnectionStatusSerializer(connections, many=True, context={"stats": stats}).data})
+
+    @extend_schema(
+        responses=SetupStatusSerializer,
+        description="Every platform of the catalogue, connected or not, with the caller's connections of it: "
+        "status, last sync, record counts, and the credential fields missing or invalid (by name; a secret's "
+        "value is never shown).",
+    )
+    @action(detail=False, methods=["get"], url_path="setup-status")
+    def setup_status(self, request: Request) -> Response:
+        return Response({"results": setup.setup_status(self.tenant, super().get_queryset())})
 
 
 @extend_schema(tags=["integrations"])

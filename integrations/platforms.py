@@ -172,10 +172,17 @@ CATALOGUE: dict[str, PlatformSpec] = {
                     "refresh_token",
                     "Refresh token",
                     secret=True,
-                    help_text="From authorising the app in Seller Central (Apps and Services → Manage Your Apps).",
+                    required=False,
+                    help_text="Set by Connect; or from authorising the app yourself in Seller Central (Apps and "
+                    "Services → Manage Your Apps).",
                     example="Atzr|…",
                 ),
-                _F("seller_id", "Seller ID", help_text="Seller Central → Settings → Account Info."),
+                _F(
+                    "seller_id",
+                    "Seller ID",
+                    required=False,
+                    help_text="Set by Connect; or Seller Central → Settings → Account Info.",
+                ),
                 _F("region", "Region", example="NA", choices=("NA", "EU", "FE")),
                 _F(
                     "marketplace_ids",
@@ -216,8 +223,8 @@ CATALOGUE: dict[str, PlatformSpec] = {
                     help_text="SP-API no longer signs requests with AWS credentials: leave empty.",
                 ),
             ),
-            # Refunds come with orders; fees and settlements need a place in commerce first.
-            streams=("products", "orders", "inventory"),
+            # Refunds come with orders; fees and settlements are the finances stream.
+            streams=("products", "orders", "inventory", "finances"),
             # Amazon limits each operation on its own: the connector keeps a budget per operation
             # (connectors/amazon_client.OPERATIONS) and does not use this connection-wide one.
             rate_limit=0.5,

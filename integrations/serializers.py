@@ -16,7 +16,7 @@ from tenants.fields import SecretDict
 from .errors import UnsafeURL
 from .http import validate_public_url
 from .models import Connection, SyncRun
-from .platforms import CATALOGUE, PlatformSpec
+from .platforms import CATALOGUE, CredentialField, PlatformSpec
 
 # What a connection without sync runs shows, so every connection carries the same keys.
 EMPTY_STATS: dict[str, Any] = {
@@ -78,15 +78,9 @@ def clean_credentials(
                 del merged[name]
                 changed.append(name)
             continue
-        if cred.choices and value not in cred.choices:
-            errors[name] = f"Choose one of: {', '.join(cred.choices)}."
+        if problem := value_problem(cred, value):
+            errors[name] = problem
             continue
-        if name.endswith("_url"):
-            try:
-                validate_public_url(value)
-            except UnsafeURL as error:
-                errors[name] = str(error)
-                continue
         if merged.get(name) != value:
             merged[name] = value
             changed.append(name)
@@ -96,6 +90,19 @@ def clean_credentials(
     if errors:
         raise serializers.ValidationError({"credentials": errors})
     return merged, changed
+
+
+def value_problem(cred: CredentialField, value: str) -> str | None:
+    """Why a filled-in credential's value is refused (not one of its choices, an address that is not
+    public), or None. The message never repeats a secret's value."""
+    if cred.choices and value not in cred.choices:
+        return f"Choose one of: {', '.join(cred.choices)}."
+    if cred.name.endswith("_url"):
+        try:
+            validate_public_url(value)
+        except UnsafeURL as error:
+            return "This is not a public https:// address." if cred.secret else str(error)
+    return None
 
 
 @extend_schema_field(
@@ -342,3 +349,53 @@ class CheckResultSerializer(serializers.Serializer):
     warnings = serializers.ListField(child=serializers.CharField())
     latency_ms = serializers.IntegerField(allow_null=True)
     details = serializers.DictField()
+
+
+# --- Schema-only shapes: the setup status (`setup_status.setup_status`) ---
+
+
+class LastSyncSerializer(serializers.Serializer):
+    finished_at = serializers.DateTimeField()
+    status = serializers.CharField(help_text="succeeded, failed or skipped.")
+
+
+class RecordCountsSerializer(serializers.Serializer):
+    orders = serializers.IntegerField()
+    products = serializers.IntegerField()
+    customers = serializers.IntegerField()
+    inventory = serializers.IntegerField(help_text="Stock levels (a variant at a location).")
+
+
+class ConfigurationSerializer(serializers.Serializer):
+    complete = serializers.BooleanField(help_text="Nothing missing, nothing invalid.")
+    missing = serializers.ListField(
+        child=serializers.CharField(), help_text="Credential fields that must be filled in, by name."
+    )
+    invalid = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Credential field name → why its value is refused. A secret's value is never repeated.",
+    )
+
+
+class SetupConnectionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    uuid = serializers.UUIDField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    enabled = serializers.BooleanField()
+    last_sync = LastSyncSerializer(allow_null=True, help_text="The last sync that finished; null before the first.")
+    records = RecordCountsSerializer(help_text="The tenant's rows that came from this connection.")
+    configuration = ConfigurationSerializer()
+
+
+class SetupPlatformSerializer(serializers.Serializer):
+    platform = serializers.CharField()
+    label = serializers.CharField()
+    kind = serializers.CharField()
+    connected = serializers.BooleanField(help_text="An enabled connection of this platform is connected.")
+    connections = SetupConnectionSerializer(many=True)
+
+
+@extend_schema_serializer(many=False)
+class SetupStatusSerializer(serializers.Serializer):
+    results = SetupPlatformSerializer(many=True, help_text="Every platform of the catalogue, in its order.")

@@ -9,8 +9,9 @@
   `amazon_client`. Reading and cursors: `amazon_streams`. Mapping: `amazon_mapping`.
 - Streams: `orders` (Orders API v2026-01-01, with items, and the refunds of Finances v0 attached
   to their orders), `products` and `inventory` (FBA inventory summaries: a variant per seller
-  SKU, fulfillable units per marketplace). Fees and settlements have no place in commerce yet and
-  are not read. Orders v0 is not used: v2026-01-01 has all the hub reads.
+  SKU, fulfillable units per marketplace), and `finances` (Finances v0: settlements from the
+  financial event groups, fees from the financial events; `amazon_finances`). Orders v0 is not
+  used: v2026-01-01 has all the hub reads.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from . import amazon_config
 from . import amazon_mapping as mapping
 from .amazon_client import LwaTokens, Operation, SpApi
 from .amazon_config import LWA_TOKEN_URL, MARKETPLACES, Config, Marketplace, parse_config, secret_expiry
+from .amazon_finances import FinanceSweep, map_finance
 from .amazon_streams import OrderSweep, param_time, summaries
 from .base import CheckResult, Connector, Page
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
     from ..models import Connection
 
-STREAMS = ("products", "orders", "inventory")
+STREAMS = ("products", "orders", "inventory", "finances")
 SECRET_WARNING = timedelta(days=30)
 CHECK_WAIT = 5.0  # a test waits this long at most for an operation's budget
 UNUSED_AWS_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "role_arn")
@@ -46,7 +48,7 @@ ROLES = {
 HINT_ROLE = (
     "The app lacks the role this needs, or the seller has not granted it: add the role to the app in Developer "
     "Central (Inventory and Order Tracking for orders, Amazon Fulfillment for FBA inventory, Finance and Accounting "
-    "for refunds) and authorise it again in Seller Central."
+    "for refunds, fees and settlements) and authorise it again in Seller Central."
 )
 
 
@@ -206,6 +208,8 @@ class AmazonConnector(Connector):
             raise ConfigurationError(f"Amazon has no “{stream}” stream.", hint=f"Streams: {', '.join(STREAMS)}.")
         if stream == "orders":
             yield from OrderSweep(self, {} if full else cursor or {}).pages()
+        elif stream == "finances":
+            yield from FinanceSweep(self, {} if full else cursor or {}).pages()
         else:
             yield from summaries(self, stream, {} if full else cursor or {})
 
@@ -216,4 +220,6 @@ class AmazonConnector(Connector):
             return mapping.map_inventory(payload)
         if stream == "products":
             return mapping.map_product(payload)
+        if stream == "finances":
+            return map_finance(payload)
         raise ConfigurationError(f"Amazon has no “{stream}” stream.")

@@ -49,6 +49,7 @@ OPERATIONS: dict[str, Operation] = {
         Operation("getOrder", "/orders/2026-01-01/orders/{orderId}", 0.5, 30),
         Operation("getInventorySummaries", "/fba/inventory/v1/summaries", 2.0, 2),
         Operation("listFinancialEvents", "/finances/v0/financialEvents", 0.5, 30),
+        Operation("listFinancialEventGroups", "/finances/v0/financialEventGroups", 0.5, 30),
         Operation("getMarketplaceParticipations", "/sellers/v1/marketplaceParticipations", 0.016, 15),
     ]
 }

@@ -68,10 +68,22 @@ class Config:
 
 
 def parse_config(credentials: dict[str, Any]) -> Config:
-    region = str(credentials.get("region") or "").strip().upper()
+    region = parse_region(credentials.get("region"))
+    marketplaces = parse_marketplaces(credentials.get("marketplace_ids"), region)
+    sandbox = credentials.get("sandbox")
+    return Config(region, marketplaces, sandbox is True or str(sandbox).strip().lower() in TRUE_VALUES)
+
+
+def parse_region(value: Any) -> str:
+    region = str(value or "").strip().upper()
     if region not in REGIONS:
         raise ConfigurationError(f"“{region or '(empty)'}” is not an SP-API region.", hint="Use NA, EU or FE.")
-    ids = [i for i in re.split(r"[\s,;]+", str(credentials.get("marketplace_ids") or "").strip()) if i]
+    return region
+
+
+def parse_marketplaces(value: Any, region: str) -> tuple[Marketplace, ...]:
+    """The marketplaces of these comma-separated IDs, each a known one of `region`."""
+    ids = [i for i in re.split(r"[\s,;]+", str(value or "").strip()) if i]
     if not ids:
         raise ConfigurationError("The “Marketplace IDs” credential is missing.", hint="Fill it in on the connection.")
     known = ", ".join(f"{m.country} {m.id}" for m in MARKETPLACES.values() if m.region == region)
@@ -89,8 +101,28 @@ def parse_config(credentials: dict[str, Any]) -> Config:
                 hint=f"Set the region to {marketplace.region}, or use marketplaces of {region}: {known}.",
             )
         marketplaces.append(marketplace)
-    sandbox = credentials.get("sandbox")
-    return Config(region, tuple(marketplaces), sandbox is True or str(sandbox).strip().lower() in TRUE_VALUES)
+    return tuple(marketplaces)
+
+
+def invalid_fields(credentials: dict[str, Any]) -> dict[str, str]:
+    """Each filled-in credential that `parse_config` or the connection test would refuse, with why
+    (field name → message). Empty ones are not judged here: the catalogue says which are required."""
+    invalid: dict[str, str] = {}
+    region = None
+    if credentials.get("region"):
+        try:
+            region = parse_region(credentials["region"])
+        except ConfigurationError as error:
+            invalid["region"] = str(error)
+    if region and credentials.get("marketplace_ids"):
+        try:
+            parse_marketplaces(credentials["marketplace_ids"], region)
+        except ConfigurationError as error:
+            invalid["marketplace_ids"] = str(error)
+    expires = credentials.get("lwa_client_secret_expires_at")
+    if expires and secret_expiry(expires) is None:
+        invalid["lwa_client_secret_expires_at"] = f"“{expires}” is not a date: use YYYY-MM-DD."
+    return invalid
 
 
 def secret_expiry(value: Any) -> date | None:

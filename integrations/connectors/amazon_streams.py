@@ -16,7 +16,9 @@ is and the next run goes on from the cursor.
 
 Refunds (Finances v0 listFinancialEvents, `RefundEventList`), by posted time from their own
 watermark less a day (Amazon posts financial events late): each refunded order is fetched again
-(getOrder) and sent with its refunds, since commerce takes refunds only inside their order.
+(getOrder) and sent with its refunds, since commerce takes refunds only inside their order. The
+paging of a Finances v0 list by date (`financial_pages`) is the finances stream's too
+(`amazon_finances`), each with its own watermark.
 
     {"orders": {marketplace id: iso}, "spans": {marketplace id: seconds}, "refunds": iso,
      "sweep": {"marketplace", "after", "before"}  # only while a window pages}
@@ -39,7 +41,7 @@ from django.core.cache import cache
 from ..errors import BadResponse, NotFound, PermissionDenied
 from . import amazon_config
 from . import amazon_mapping as mapping
-from .amazon_client import BudgetSpent
+from .amazon_client import BudgetSpent, SpApi
 from .amazon_config import Marketplace
 from .base import Failed, Page
 
@@ -58,8 +60,8 @@ REFUND_OVERLAP = timedelta(days=1)
 LOOKBACK = timedelta(days=729)
 MAX_SPAN = LOOKBACK
 MIN_SPAN = timedelta(hours=1)
-# listFinancialEvents answers nothing for a range longer than 180 days.
-REFUND_SPAN = timedelta(days=179)
+# listFinancialEvents and listFinancialEventGroups answer nothing for a range longer than 180 days.
+FINANCE_SPAN = timedelta(days=179)
 MAX_WAIT = 60.0
 ORDER_DATA = ["BUYER", "RECIPIENT", "PROCEEDS", "FULFILLMENT", "CANCELLATION"]
 WITHOUT_PII = ["PROCEEDS", "FULFILLMENT", "CANCELLATION"]
@@ -171,27 +173,12 @@ class OrderSweep:
     def _refunds(self) -> Iterator[Page]:
         watermark = mapping.time_of(self.state.get("refunds"))
         after = watermark - REFUND_OVERLAP if watermark else self.end - LOOKBACK
-        while after < self.end:
-            before = min(after + REFUND_SPAN, self.end)
-            token = None
-            while True:
-                params = {
-                    "PostedAfter": param_time(after),
-                    "PostedBefore": param_time(before),
-                    "MaxResultsPerPage": PAGE_SIZE,
-                    "NextToken": token,
-                }
-                body = self.api.call("listFinancialEvents", params, max_wait=MAX_WAIT)
-                payload = (body.get("payload") if isinstance(body, dict) else None) or {}
-                events = (payload.get("FinancialEvents") or {}).get("RefundEventList") or []
-                records = self._refunded_orders([e for e in events if isinstance(e, dict)])
-                token = payload.get("NextToken")
-                if not token:
-                    self.state["refunds"] = param_time(before)
-                yield self._page(records)
-                if not token:
-                    break
-            after = before
+        for payload, window_end in financial_pages(self.api, "listFinancialEvents", after, self.end):
+            events = (payload.get("FinancialEvents") or {}).get("RefundEventList") or []
+            records = self._refunded_orders([e for e in events if isinstance(e, dict)])
+            if window_end is not None:
+                self.state["refunds"] = param_time(window_end)
+            yield self._page(records)
 
     def _refunded_orders(self, events: list[dict[str, Any]]) -> list[Record | Failed]:
         """Each refunded order of these events, fetched again and carrying its refunds."""
@@ -220,6 +207,43 @@ class OrderSweep:
                 continue
             payloads.append({**order, mapping.HUB: {"refunds": order_events}})
         return [*failed, *self.connector.parse_all("orders", payloads, id_of=lambda p: p.get("orderId"))]
+
+
+# The date parameters of the Finances v0 operations read by date.
+POSTED_RANGE = {
+    "listFinancialEvents": ("PostedAfter", "PostedBefore"),
+    "listFinancialEventGroups": ("FinancialEventGroupStartedAfter", "FinancialEventGroupStartedBefore"),
+}
+
+
+def financial_pages(
+    api: SpApi, operation: str, after: datetime, end: datetime
+) -> Iterator[tuple[dict, datetime | None]]:
+    """Every page of a Finances v0 list from `after` to `end`, in windows of `FINANCE_SPAN` (Amazon
+    answers nothing for a longer one), each paged with its NextToken: `(payload, window_end)`,
+    where `window_end` is the end of the window on its last page and None on the others. Shared
+    by the refunds of the orders stream and the finances stream, which keep watermarks of their
+    own; a page token is only ever sent with the arguments it came with, as Amazon wants."""
+    after_key, before_key = POSTED_RANGE[operation]
+    while after < end:
+        before = min(after + FINANCE_SPAN, end)
+        token = None
+        while True:
+            params = {
+                after_key: param_time(after),
+                before_key: param_time(before),
+                "MaxResultsPerPage": PAGE_SIZE,
+                "NextToken": token,
+            }
+            body = api.call(operation, params, max_wait=MAX_WAIT)
+            payload = (body.get("payload") if isinstance(body, dict) else None) or {}
+            if not isinstance(payload, dict):
+                raise BadResponse(f"Amazon's {operation} answer has no payload.")
+            token = payload.get("NextToken")
+            yield payload, None if token else before
+            if not token:
+                break
+        after = before
 
 
 def summaries(connector: AmazonConnector, stream: str, cursor: dict[str, Any]) -> Iterator[Page]:

@@ -346,6 +346,7 @@ def test_without_a_connection_the_panel_tells_the_client_how_to_connect_a_platfo
     assert 'id="connect-platform"' in content
     assert "Connect a platform" in content
     assert "Ask your account manager" in content
+    assert 'href="/dashboard/integrations/"' in content  # where they connect it themselves
     assert "Beta Shopify" not in content
 
 

@@ -3,15 +3,20 @@ connector uses, on a threaded http.server on 127.0.0.1 (the connection's base UR
 
 Routes: POST /auth/o2/token; GET /sellers/v1/marketplaceParticipations,
 /orders/2026-01-01/orders (searchOrders), /orders/2026-01-01/orders/<id> (getOrder),
-/fba/inventory/v1/summaries and /finances/v0/financialEvents (refunds only), over records made
-from the documented examples in tests/fixtures/amazon/. Like Amazon it checks what the models
-say a request must be (one of createdAfter/lastUpdatedAfter, a lastUpdatedBefore at least two
-minutes old, comma-separated lists, page sizes, the granularity, posted ranges of at most 180
+/fba/inventory/v1/summaries, /finances/v0/financialEvents (refunds, shipments with their fees,
+service fees) and /finances/v0/financialEventGroups (settlements), over records made from the
+documented examples in tests/fixtures/amazon/. Like Amazon it checks what the models say a
+request must be (one of createdAfter/lastUpdatedAfter, a lastUpdatedBefore at least two minutes
+old, comma-separated lists, page sizes, the granularity, posted and started ranges of at most 180
 days), pages with opaque tokens that expire (24 hours for orders), wants `x-amz-access-token`
 from a token it issued and still honours (403 Unauthorized otherwise, as SP-API answers), and
 keeps its own clock (`now`), which a test moves with `advance`.
 
-    with FakeAmazon(orders=250, skus=12, refunds=5, now=NOW) as amazon:
+Financial events are served in the order they were posted, whatever their list, 100 (or
+`MaxResultsPerPage`) to a page. Service fee events carry no date, as Amazon's do not; the fake
+knows when it posted them and serves each in the ranges that hold that time.
+
+    with FakeAmazon(orders=250, skus=12, refunds=5, fees=40, service_fees=2, settlements=3, now=NOW) as amazon:
         connection.credentials = amazon.credentials()
         amazon.rate_limit(3)                  # the next 3 SP-API requests answer 429
         amazon.expire_tokens(after=2)         # access tokens stop working after 2 more requests
@@ -76,6 +81,9 @@ class FakeAmazon:
         orders: int = 0,
         skus: int = 0,
         refunds: int = 0,
+        fees: int = 0,
+        service_fees: int = 0,
+        settlements: int = 0,
         now: datetime | None = None,
         marketplaces: tuple[str, ...] = (US,),
         seed: int = 7,
@@ -99,7 +107,11 @@ class FakeAmazon:
         self.orders: dict[str, dict[str, Any]] = {}
         self.summaries: dict[str, list[dict[str, Any]]] = {}
         self.refund_events: list[dict[str, Any]] = []
+        self.shipment_events: list[dict[str, Any]] = []
+        self.service_fee_events: list[tuple[datetime, dict[str, Any]]] = []  # (when posted, event)
+        self.groups: list[dict[str, Any]] = []
         self._generate(orders, skus, refunds)
+        self._generate_finances(fees, service_fees, settlements)
         self._server: ThreadingHTTPServer | None = None
 
     # --- Life ---
@@ -210,6 +222,43 @@ class FakeAmazon:
             event.update(AmazonOrderId=order_id, PostedDate=iso(posted))
             self.refund_events.append(event)
 
+    def _generate_finances(self, fees: int, service_fees: int, settlements: int) -> None:
+        shipment = fixture("financial_events.json")["payload"]["FinancialEvents"]["ShipmentEventList"][0]
+        service_fee = fixture("financial_events.json")["payload"]["FinancialEvents"]["ServiceFeeEventList"][0]
+        for order_id in list(self.orders)[:fees]:
+            order = self.orders[order_id]
+            event = copy.deepcopy(shipment)
+            event["AmazonOrderId"], event["SellerOrderId"] = order_id, f"SELLER-{order_id}"
+            event["PostedDate"] = iso(parse_time(order["lastUpdatedTime"]) + timedelta(minutes=10))
+            for item, ordered in zip(event["ShipmentItemList"], order["orderItems"], strict=False):
+                item["OrderItemId"], item["SellerSKU"] = ordered["orderItemId"], ordered["product"]["sellerSku"]
+            self.shipment_events.append(event)
+        for n in range(service_fees):
+            event = copy.deepcopy(service_fee)
+            event["FeeDescription"] = f"Professional selling plan, month {n + 1}"
+            self.service_fee_events.append((self.now - timedelta(days=30 * n + 1), event))
+        for n in range(settlements):
+            start = self.now - timedelta(days=14 * (n + 1))
+            group: dict[str, Any] = {
+                "FinancialEventGroupId": f"GROUP-{n:04d}",
+                "ProcessingStatus": "Open" if n == 0 else "Closed",
+                "FundTransferStatus": "Unknown" if n == 0 else "Succeeded",
+                "OriginalTotal": {"CurrencyCode": "USD", "CurrencyAmount": round(100 + 10.5 * n, 2)},
+                "BeginningBalance": {"CurrencyCode": "USD", "CurrencyAmount": 0.0},
+                "FinancialEventGroupStart": iso(start),
+            }
+            if n:
+                group["FinancialEventGroupEnd"] = iso(start + timedelta(days=14))
+                group["FundTransferDate"] = iso(start + timedelta(days=15))
+            self.groups.append(group)
+
+    def pay(self, group_id: str, when: datetime) -> None:
+        """Amazon closes a settlement and pays it."""
+        with self.lock:
+            group = next(g for g in self.groups if g["FinancialEventGroupId"] == group_id)
+            group.update(ProcessingStatus="Closed", FundTransferStatus="Succeeded", FundTransferDate=iso(when))
+            group["FinancialEventGroupEnd"] = iso(when - timedelta(hours=1))
+
     # --- Serving ---
 
     def handle(self, handler: _Handler) -> None:
@@ -233,6 +282,7 @@ class FakeAmazon:
             "/orders/2026-01-01/orders": ("searchOrders", self._search_orders),
             "/fba/inventory/v1/summaries": ("getInventorySummaries", self._summaries),
             "/finances/v0/financialEvents": ("listFinancialEvents", self._financial_events),
+            "/finances/v0/financialEventGroups": ("listFinancialEventGroups", self._event_groups),
         }
         operation, serve = routes.get(parts.path, ("getOrder", None))
         if serve is None and parts.path.startswith("/orders/2026-01-01/orders/"):
@@ -359,13 +409,49 @@ class FakeAmazon:
         size = int(query.get("MaxResultsPerPage", "100"))
         if not 1 <= size <= 100:
             raise Invalid("MaxResultsPerPage must be between 1 and 100.")
-        events = [e for e in self.refund_events if after <= parse_time(e["PostedDate"]) < before]
+        timeline = sorted(
+            [
+                *((parse_time(e["PostedDate"]), "RefundEventList", e) for e in self.refund_events),
+                *((parse_time(e["PostedDate"]), "ShipmentEventList", e) for e in self.shipment_events),
+                *((posted, "ServiceFeeEventList", e) for posted, e in self.service_fee_events),
+            ],
+            key=lambda entry: entry[0],
+        )
+        events = [(name, e) for posted, name, e in timeline if after <= posted < before]
         if before - after > timedelta(days=180):
             events = []
         signature = json.dumps({k: v for k, v in sorted(query.items()) if k != "NextToken"})
         offset = self._offset(query.get("NextToken"), signature, ORDERS_TOKEN_LIFE)
-        payload: dict[str, Any] = {"FinancialEvents": {"RefundEventList": events[offset : offset + size]}}
+        lists: dict[str, list[dict[str, Any]]] = {"RefundEventList": []}
+        for name, event in events[offset : offset + size]:
+            lists.setdefault(name, []).append(copy.deepcopy(event))
+        payload: dict[str, Any] = {"FinancialEvents": lists}
         if offset + size < len(events):
+            payload["NextToken"] = self._new_page(signature, offset + size)
+        return 200, {"payload": payload}
+
+    def _event_groups(self, query: dict[str, str]) -> tuple[int, Any]:
+        after = (
+            parse_time(query["FinancialEventGroupStartedAfter"]) if "FinancialEventGroupStartedAfter" in query else None
+        )
+        before = parse_time(query.get("FinancialEventGroupStartedBefore") or iso(self.now - timedelta(minutes=2)))
+        if after is not None and (before <= after or before > self.now - timedelta(minutes=2)):
+            raise Invalid("FinancialEventGroupStartedBefore must follow the start and be two minutes old.")
+        size = int(query.get("MaxResultsPerPage", "10"))
+        if not 1 <= size <= 100:
+            raise Invalid("MaxResultsPerPage must be between 1 and 100.")
+        groups = [
+            g
+            for g in sorted(self.groups, key=lambda g: g["FinancialEventGroupStart"])
+            if (after is None or after <= parse_time(g["FinancialEventGroupStart"]))
+            and parse_time(g["FinancialEventGroupStart"]) < before
+        ]
+        if after is not None and before - after > timedelta(days=180):
+            groups = []
+        signature = json.dumps({k: v for k, v in sorted(query.items()) if k != "NextToken"})
+        offset = self._offset(query.get("NextToken"), signature, ORDERS_TOKEN_LIFE)
+        payload: dict[str, Any] = {"FinancialEventGroupList": copy.deepcopy(groups[offset : offset + size])}
+        if offset + size < len(groups):
             payload["NextToken"] = self._new_page(signature, offset + size)
         return 200, {"payload": payload}
 

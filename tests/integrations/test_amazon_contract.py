@@ -1,5 +1,6 @@
 """The Amazon connector against Prism mocks of Amazon's own models (shared/specs/amazon-sp-api/):
-Orders v2026-01-01, FBA inventory v1, Finances v0 and the LWA token description. Prism runs with
+Orders v2026-01-01, FBA inventory v1, Finances v0 (financial events and event groups) and the LWA
+token description. Prism runs with
 `--errors`, so a request the real API would refuse (a parameter missing, malformed or out of
 range, a list sent the wrong way) answers 4xx and fails the test.
 
@@ -27,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from commerce.records import InventoryRecord, OrderRecord, ProductRecord
+from commerce.records import FeeRecord, InventoryRecord, OrderRecord, ProductRecord, SettlementRecord
 from integrations.connectors.amazon import AmazonConnector
 from integrations.connectors.base import Failed
 from integrations.http import HttpClient
@@ -215,6 +216,18 @@ def test_an_incremental_read_of_orders_is_accepted_too(amazon, prism_router):
     cursor = {"orders": {"ATVPDKIKX0DER": "2025-01-01T00:00:00Z"}, "refunds": "2025-01-01T00:00:00Z"}
     list(itertools.islice(amazon.read("orders", cursor), 4))
     assert not prism_router.refused, prism_router.refused
+
+
+def test_reading_finances_sends_only_requests_the_model_accepts(amazon, prism_router):
+    read = records(amazon.read("finances", None))
+    read += records(amazon.read("finances", {"settlements": "2025-01-01T00:00:00Z", "events": "2025-01-01T00:00:00Z"}))
+    assert not prism_router.refused, prism_router.refused
+    groups = [p for p in prism_router.seen if p.startswith("/finances/v0/financialEventGroups?")]
+    events = [p for p in prism_router.seen if p.startswith("/finances/v0/financialEvents?")]
+    assert any("NextToken=" in p for p in groups) and any("NextToken=" in p for p in events)
+    assert not [r for r in read if isinstance(r, Failed)]
+    assert any(isinstance(r, SettlementRecord) for r in read)
+    assert all(isinstance(r, (SettlementRecord, FeeRecord)) for r in read)
 
 
 @pytest.mark.parametrize(("stream", "kind"), [("inventory", InventoryRecord), ("products", ProductRecord)])

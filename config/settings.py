@@ -212,6 +212,9 @@ SPECTACULAR_SETTINGS = {
     },
 }
 API_KEY_PREFIX = env.str("API_KEY_PREFIX", default="hub")
+# Tenant API keys are looked up through the cache for this long (tenants/key_cache.py): only with a
+# cache every process shares, since a revocation must reach them all. 0 looks each one up.
+API_KEY_CACHE_SECONDS = env.int("API_KEY_CACHE_SECONDS", default=300 if REDIS_URL else 0)
 
 # --- Integrations ---------------------------------------------------------------------------------
 # Outbound requests to user-supplied URLs refuse loopback/private/link-local/metadata addresses

@@ -14,6 +14,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from . import key_cache
 from .models import AdminApiKey, ApiKey, TenantStatus, admin_key_word
 
 # last_used_at is written at most this often per key, so authentication is not a write per request.
@@ -60,7 +61,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         parts = raw_key.split("_", 2)
         if len(parts) != 3 or parts[0] != settings.API_KEY_PREFIX:
             raise exceptions.AuthenticationFailed("Invalid API key.")
-        key = find_key(ApiKey.objects.select_related("tenant"), f"{parts[0]}_{parts[1]}")
+        key = key_cache.lookup(f"{parts[0]}_{parts[1]}")
         if key is None or not key.matches(raw_key):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if key.is_revoked:
@@ -88,6 +89,8 @@ def touch(key: ApiKey | AdminApiKey) -> None:
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         type(key).objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+        if isinstance(key, ApiKey):
+            key_cache.remember(key)  # or every request would write again once the minute is up
 
 
 class AdminApiKeyAuthentication(authentication.BaseAuthentication):

@@ -124,9 +124,13 @@ def test_default_rates_come_from_settings(settings):
     assert settings.API_RATE_PREMIUM == 10000
 
 
-def test_key_authentication_and_the_throttle_add_no_query(api_client, api_key, django_assert_num_queries):
+@pytest.mark.parametrize(("cache_seconds", "queries"), [(0, 1), (300, 0)])
+def test_key_authentication_and_the_throttle_add_no_query(
+    api_client, api_key, django_assert_num_queries, settings, cache_seconds, queries
+):
+    settings.API_KEY_CACHE_SECONDS = cache_seconds
     me(api_client, api_key[1])  # writes last_used_at once
-    with django_assert_num_queries(1):  # the key lookup, with its tenant
+    with django_assert_num_queries(queries):  # the key lookup, with its tenant, unless the cache has it
         assert me(api_client, api_key[1]).status_code == 200
 
 

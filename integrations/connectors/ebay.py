@@ -9,6 +9,7 @@
   `inventory` (Sell Inventory API getInventoryItems: a variant and a stock level per SKU). Listings
   made outside the Inventory API (Seller Hub, the Trading API) have no inventory item: their orders
   sync, their products and stock do not.
+- Pushes (commerce.pushes): shipping fulfilments and ship-to-home stock, in `ebay_push`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AuthError, ConfigurationError, PermissionDenied, RateLimited
 from ..http import Hints
-from . import ebay_client
+from . import ebay_client, ebay_push
 from . import ebay_mapping as mapping
 from .base import CheckResult, Connector, Page
 from .ebay_client import HINT_RECONNECT, TOKEN_PATH, EbayApi, EbayTokens
 from .ebay_streams import INVENTORY_ITEMS, LAG, ORDERS, item_pages, order_filter, order_pages
 
 if TYPE_CHECKING:
+    from commerce.pushes import FulfilmentPush, StockPush
     from commerce.records import Record
 
 STREAMS = ("products", "orders", "inventory")
@@ -43,6 +45,7 @@ class EbayConnector(Connector):
     streams = STREAMS
     # `read` touches the network and the cache only, so the engine reads a page ahead.
     reads_in_background = True
+    carrier_names = ebay_push.CARRIER_NAMES
 
     def hints(self) -> Hints:
         ebay_side = "eBay failed on its side; the sync tries again later."
@@ -58,6 +61,7 @@ class EbayConnector(Connector):
             },
             timeout="eBay did not answer in time.",
             connection="eBay could not be reached.",
+            describe=ebay_client.ebay_errors,
         )
 
     @cached_property
@@ -78,6 +82,14 @@ class EbayConnector(Connector):
             self.cache_id,
         )
         return EbayApi(self.client, base_url, tokens)
+
+    # --- Pushes (commerce.pushes) ---
+
+    def fulfil(self, push: FulfilmentPush) -> str:
+        return ebay_push.fulfil(self, push)
+
+    def set_stock(self, push: StockPush) -> str:
+        return ebay_push.set_stock(self, push)
 
     # --- Check ---
 

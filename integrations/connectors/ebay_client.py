@@ -1,4 +1,4 @@
-"""eBay transport: environments, the identity (OAuth token) endpoint, shared access tokens, and GETs.
+"""eBay transport: environments, the identity (OAuth token) endpoint, shared access tokens, requests.
 
 - Production and sandbox have their own hosts (api.* for the APIs and the token endpoint, auth.*
   for the consent page), keys and RuName; a connection's base URL override serves the APIs and the
@@ -9,6 +9,8 @@
   token), as `amazon_client.LwaTokens` does for Amazon.
 - A 401 from an API gets a fresh token once; refused again, the authorisation is gone and the
   seller must connect again. A 403 is a scope the seller did not grant, not a stale token.
+- eBay says why it refused a request in an `errors` list; `ebay_errors` puts its words in the
+  error's message (the connector's `Hints.describe`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import requests
 from django.core.cache import cache
 
 from ..errors import AuthError, BadResponse, ConfigurationError, IntegrationError
@@ -178,7 +181,7 @@ class EbayTokens:
 
 
 class EbayApi:
-    """GETs to eBay's REST APIs with the connection's shared access token."""
+    """Requests to eBay's REST APIs with the connection's shared access token."""
 
     def __init__(self, client: HttpClient, base_url: str, tokens: EbayTokens) -> None:
         self.client = client
@@ -186,44 +189,47 @@ class EbayApi:
         self.tokens = tokens
 
     def get(self, path: str, params: dict[str, Any] | None = None, *, retry: bool = True) -> Any:
+        return decoded(self.send("GET", path, params=params or {}, retry=retry))
+
+    def send(self, method: str, path: str, *, retry: bool = True, **kwargs: Any) -> requests.Response:
+        """The 2xx answer to a request; `retry=False` for one that must never be sent twice blindly
+        (a create). A 401 is sent again once with a new token: eBay refused it before doing anything."""
         url = self.base_url + path
         token = self.tokens.get(retry=retry)
         try:
-            return self._get(url, params or {}, token, retry)
+            return self._send(method, url, token, retry, kwargs)
         except AuthError:
             logger.info("eBay refused the access token for %s; renewing it once", path)
         token = self.tokens.refresh(token, retry=retry)
         try:
-            return self._get(url, params or {}, token, retry)
+            return self._send(method, url, token, retry, kwargs)
         except AuthError as error:
             raise AuthError(RECONNECT, hint=HINT_RECONNECT, status=error.status) from error
 
-    def _get(self, url: str, params: dict[str, Any], token: str, retry: bool) -> Any:
-        said: list[str] = []
-
-        def observe(response: Any, *args: Any, **kwargs: Any) -> Any:
-            if response.status_code >= 400:
-                said.append(ebay_errors(response))
-            return response
-
+    def _send(self, method: str, url: str, token: str, retry: bool, kwargs: dict[str, Any]) -> requests.Response:
         headers = {**JSON, "Authorization": f"Bearer {token}"}
-        try:
-            return self.client.json(
-                "GET", url, params=params, headers=headers, retry=retry, hooks={"response": observe}
-            )
-        except IntegrationError as error:
-            if said and said[-1] and error.status and error.status < 500 and error.status not in (401, 429):
-                raise type(error)(f"{error.message} {said[-1]}", hint=error.hint, status=error.status) from error
-            raise
+        return self.client.request(method, url, headers=headers, retry=retry, **kwargs)
+
+
+def decoded(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise BadResponse("The platform answered with malformed JSON.", status=response.status_code) from exc
 
 
 def ebay_errors(response: Any) -> str:
-    """eBay's own words for a refused request (its `errors` list), for the error message."""
+    """eBay's own words for a refused request (its `errors` list), for the error message: the
+    connector's `Hints.describe`."""
     try:
         body = response.json()
     except ValueError:
         return ""
-    items = body.get("errors") if isinstance(body, dict) else None
+    return error_words(body.get("errors") if isinstance(body, dict) else None)
+
+
+def error_words(items: Any) -> str:
+    """`errorId: longMessage` (or `message`) of the first few of eBay's errors."""
     if not isinstance(items, list):
         return ""
     parts = [

@@ -9,6 +9,7 @@
   `tiktok_streams`. Mapping: `tiktok_mapping`.
 - Streams: `orders` (Get Order List) and `products` (Search Products, with each SKU's price and
   stock per warehouse). Returns, refunds and settlements are not read yet.
+- Pushes: shipments of seller-shipped packages and stock levels (`tiktok_push`).
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import AuthError, ConfigurationError, PermissionDenied, RateLimited
 from ..http import Hints, HttpClient
-from . import tiktok_client, tiktok_streams
+from . import tiktok_client, tiktok_push, tiktok_streams
 from . import tiktok_mapping as mapping
 from .base import CheckResult, Connector, Page
 from .tiktok_client import API_URL, AUTH_URL, HINT_RECONNECT, authorised_shops, choose_shop, shop_credentials, time_of
 from .tiktok_tokens import Tokens, save_credentials
 
 if TYPE_CHECKING:
+    from commerce.pushes import FulfilmentPush, StockPush
     from commerce.records import Record
 
     from ..models import Connection
@@ -44,6 +46,7 @@ class TikTokConnector(Connector):
     # Not read ahead in a thread (`reads_in_background`): a read may save refreshed tokens to the
     # connection's row, which belongs to the engine's own database connection.
     streams = STREAMS
+    carrier_names = tiktok_push.CARRIER_NAMES
 
     def __init__(self, connection: Connection, *, client: HttpClient | None = None) -> None:
         super().__init__(connection, client=client)
@@ -219,3 +222,11 @@ class TikTokConnector(Connector):
         if stream == "products":
             return mapping.map_product(payload)
         raise ConfigurationError(f"TikTok Shop has no “{stream}” stream.")
+
+    # --- Pushes (commerce.pushes) ---
+
+    def fulfil(self, push: FulfilmentPush) -> str:
+        return tiktok_push.fulfil(self, push)
+
+    def set_stock(self, push: StockPush) -> str:
+        return tiktok_push.set_stock(self, push)

@@ -2,13 +2,19 @@
 connector uses, on a threaded http.server on 127.0.0.1 (the connection's base URL serves both).
 
 Routes: GET /api/v2/token/get and /api/v2/token/refresh; GET /authorization/202309/shops;
-POST /order/202309/orders/search and /product/202309/products/search, over records made from
-the examples in tests/fixtures/tiktok/. Like TikTok it answers errors with a non-zero `code`, and
-checks what a request must be: its `app_key`, a `timestamp` within five minutes of its own clock,
-a `sign` it computes itself (its own implementation of the documented recipe), an
-`x-tts-access-token` it issued and still honours, the shop's `shop_cipher` where one is needed
-(and none where it is not), and page sizes. Pages are opaque tokens bound to their search that
-expire after an hour; a refresh token works once (a refresh issues a new one).
+POST /order/202309/orders/search and /product/202309/products/search (also by `seller_skus`);
+and for pushes GET /order/202309/orders (by `ids`), GET /logistics/202309/delivery_options/{id}/
+shipping_providers, POST /fulfillment/202309/packages/{id}/ship (`self_shipment` only, for
+seller-shipped orders: set `shipping_type` to SELLER on an order first), GET
+/logistics/202309/warehouses and POST /product/202309/products/{id}/inventory/update, over records
+made from the examples in tests/fixtures/tiktok/ (each order in a package of its own). Like TikTok
+it answers errors with a non-zero `code`, and checks what a request must be: its `app_key`, a
+`timestamp` within five minutes of its own clock, a `sign` it computes itself (its own
+implementation of the documented recipe), an `x-tts-access-token` it issued and still honours, the
+shop's `shop_cipher` where one is needed (and none where it is not), and page sizes. Pages are
+opaque tokens bound to their search that expire after an hour; a refresh token works once (a
+refresh issues a new one). A shipment or stock level it refuses (a package shipped already, a
+provider not offered, a SKU of another product) answers `REFUSED`, a code of the fake's own.
 
     with FakeTikTok(orders=250, products=12, now=NOW) as tiktok:
         connection.credentials = tiktok.credentials()
@@ -24,6 +30,7 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,7 +50,8 @@ STATUSES = ("AWAITING_SHIPMENT", "IN_TRANSIT", "COMPLETED", "UNPAID", "CANCELLED
 PAGE_TOKEN_LIFE = timedelta(hours=1)
 ACCESS_LIFE = timedelta(days=7)
 REFRESH_LIFE = timedelta(days=365)
-SHOP_PATHS = {"/order/202309/orders/search", "/product/202309/products/search"}
+PAGED_PATHS = {"/order/202309/orders/search", "/product/202309/products/search"}
+REFUSED = 21011001  # the fake's code for a shipment or stock level it refuses; the connector needs only non-zero
 
 
 def fixture(name: str) -> Any:
@@ -91,6 +99,9 @@ class FakeTikTok:
         self._rng = random.Random(seed)
         self.orders: dict[str, dict[str, Any]] = {}
         self.products: dict[str, dict[str, Any]] = {}
+        self.shipments: list[dict[str, str]] = []  # packages shipped: package_id, tracking_number, provider id
+        self.providers = fixture("shipping_providers.json")["data"]["shipping_providers"]
+        self.warehouses = fixture("warehouses.json")["data"]["warehouses"]
         self._generate(orders, products)
         self.access_token, self.refresh_token = self._issue()
         self._server: ThreadingHTTPServer | None = None
@@ -206,8 +217,10 @@ class FakeTikTok:
             # Updated in an order unrelated to the ids, so pages by id are not pages by time.
             order["update_time"] = int((self.now - timedelta(days=1) + timedelta(minutes=rank)).timestamp())
             order["status"] = STATUSES[n % len(STATUSES)]
+            order["packages"] = [{"id": f"11522271939{n:08d}"}]
             for k, item in enumerate(order["line_items"]):
                 item["id"] = f"5770865121{n:06d}{k:02d}"
+                item["package_id"] = order["packages"][0]["id"]
                 if skus:
                     product_id, sku_id, seller_sku = skus[(n + k) % len(skus)]
                     item.update(product_id=product_id, sku_id=sku_id, seller_sku=seller_sku)
@@ -229,14 +242,23 @@ class FakeTikTok:
             return handler.json(self._token_get(query))
         if parts.path == "/api/v2/token/refresh":
             return handler.json(self._token_refresh(query))
-        routes = {
-            "/authorization/202309/shops": ("GET", self._shops),
-            "/order/202309/orders/search": ("POST", self._search_orders),
-            "/product/202309/products/search": ("POST", self._search_products),
-        }
-        method, serve = routes.get(parts.path, (None, None))
-        if serve is None or handler.command != method:
+        routes = [
+            ("GET", "/authorization/202309/shops", self._shops),
+            ("POST", "/order/202309/orders/search", self._search_orders),
+            ("POST", "/product/202309/products/search", self._search_products),
+            ("GET", "/order/202309/orders", self._order_detail),
+            ("GET", r"/logistics/202309/delivery_options/(\d+)/shipping_providers", self._shipping_providers),
+            ("POST", r"/fulfillment/202309/packages/(\d+)/ship", self._ship_package),
+            ("GET", "/logistics/202309/warehouses", self._warehouses),
+            ("POST", r"/product/202309/products/(\d+)/inventory/update", self._update_inventory),
+        ]
+        route = next(
+            ((m, serve, match) for m, pattern, serve in routes if (match := re.fullmatch(pattern, parts.path))), None
+        )
+        if route is None or handler.command != route[0]:
             return handler.json(error(36009009, "Invalid path. The path is not found."), status=404)
+        _, serve, match = route
+        arguments = match.groups()
         with self.lock:
             if self._server_errors > 0 and self._fail_after > 0:
                 self._fail_after -= 1
@@ -252,7 +274,8 @@ class FakeTikTok:
             refused = self._refuse(parts.path, query, raw, handler.headers.get("x-tts-access-token", ""))
         if refused is not None:
             return handler.json(refused[0], status=refused[1])
-        handler.json({"code": 0, "message": "Success", "request_id": "fake-request", "data": serve(query, body or {})})
+        data = serve(query, body or {}, *arguments)
+        handler.json({"code": 0, "message": "Success", "request_id": "fake-request", "data": data})
 
     def _refuse(self, path: str, query: dict[str, str], raw: bytes, token: str) -> tuple[dict, int] | None:
         if query.get("app_key") != APP_KEY:
@@ -274,12 +297,13 @@ class FakeTikTok:
             return error(105001, "Invalid credentials. The access token is invalid."), 200
         if self._access[token] <= self.now:
             return error(105002, "Expired credentials. The access token has expired."), 200
-        if path in SHOP_PATHS and query.get("shop_cipher") != SHOP_CIPHER:
+        shop_path = path != "/authorization/202309/shops"
+        if shop_path and query.get("shop_cipher") != SHOP_CIPHER:
             return error(36009004, "Invalid identifier. The `shop_cipher` query parameter is invalid."), 200
-        if path not in SHOP_PATHS and "shop_cipher" in query:
+        if not shop_path and "shop_cipher" in query:
             return error(36009004, "Unexpected identifier. The `shop_cipher` query parameter is not required."), 200
         size = query.get("page_size", "0")
-        if path in SHOP_PATHS and not (size.isdigit() and 1 <= int(size) <= 100):
+        if path in PAGED_PATHS and not (size.isdigit() and 1 <= int(size) <= 100):
             return error(36009004, "Invalid page_size: it must be between 1 and 100."), 200
         return None
 
@@ -332,6 +356,9 @@ class FakeTikTok:
 
     def _search_products(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
         found = sorted(self.products.values(), key=lambda p: p["id"])
+        if body.get("seller_skus"):
+            wanted = set(body["seller_skus"])
+            found = [p for p in found if any(sku.get("seller_sku") in wanted for sku in p["skus"])]
         if "update_time_ge" in body:
             found = [p for p in found if p["update_time"] >= int(body["update_time_ge"])]
         if "update_time_le" in body:
@@ -361,9 +388,89 @@ class FakeTikTok:
             data["next_page_token"] = ""
         return data
 
+    # --- Pushes ---
 
-class Invalid(Exception):
+    def _order_detail(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        ids = [i for i in query.get("ids", "").split(",") if i]
+        if not 1 <= len(ids) <= 50:
+            raise Invalid("Invalid ids: name 1 to 50 orders.")
+        with self.lock:
+            return {"orders": [copy.deepcopy(self.orders[i]) for i in ids if i in self.orders]}
+
+    def _shipping_providers(self, query: dict[str, str], body: dict[str, Any], option: str) -> dict[str, Any]:
+        with self.lock:
+            if option not in {str(o.get("delivery_option_id")) for o in self.orders.values()}:
+                raise Invalid("Invalid delivery_option_id.")
+        return {"shipping_providers": copy.deepcopy(self.providers)}
+
+    def _ship_package(self, query: dict[str, str], body: dict[str, Any], package_id: str) -> dict[str, Any]:
+        shipment = body.get("self_shipment") or {}
+        tracking, provider = shipment.get("tracking_number"), shipment.get("shipping_provider_id")
+        if not tracking or not provider:
+            raise Invalid("Invalid self_shipment: tracking_number and shipping_provider_id are required.")
+        with self.lock:
+            order = next(
+                (o for o in self.orders.values() if any(i["package_id"] == package_id for i in o["line_items"])), None
+            )
+            if order is None:
+                raise Refused(REFUSED, "The package does not exist.")
+            if order.get("shipping_type") != "SELLER":
+                raise Refused(REFUSED, "The package ships with TikTok Shipping: self_shipment is not allowed.")
+            if provider not in {p["id"] for p in self.providers}:
+                raise Refused(REFUSED, "The shipping provider is not available for this delivery option.")
+            items = [i for i in order["line_items"] if i["package_id"] == package_id]
+            if order["status"] not in ("AWAITING_SHIPMENT", "PARTIALLY_SHIPPING") or any(
+                i["display_status"] != "AWAITING_SHIPMENT" for i in items
+            ):
+                raise Refused(REFUSED, "The package status does not allow shipping.")
+            for item in items:
+                item.update(tracking_number=tracking, shipping_provider_id=provider, display_status="IN_TRANSIT")
+            waiting = any(i["display_status"] == "AWAITING_SHIPMENT" for i in order["line_items"])
+            order.update(status="PARTIALLY_SHIPPING" if waiting else "IN_TRANSIT", tracking_number=tracking)
+            order["update_time"] = int(self.now.timestamp())
+            self.shipments.append({"package_id": package_id, "tracking_number": tracking, "provider_id": provider})
+        return {}
+
+    def _warehouses(self, query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        return {"warehouses": copy.deepcopy(self.warehouses)}
+
+    def _update_inventory(self, query: dict[str, str], body: dict[str, Any], product_id: str) -> dict[str, Any]:
+        with self.lock:
+            product = self.products.get(product_id)
+            if product is None:
+                raise Refused(REFUSED, "The product does not exist.")
+            for entry in body.get("skus") or []:
+                sku = next((s for s in product["skus"] if s["id"] == entry.get("id")), None)
+                if sku is None:
+                    raise Refused(REFUSED, "The SKU does not belong to the product.")
+                for level in entry.get("inventory") or []:
+                    quantity = level.get("quantity")
+                    if not isinstance(quantity, int) or not 0 <= quantity <= 99999:
+                        raise Invalid("Invalid quantity: it must be between 0 and 99999.")
+                    warehouse = level.get("warehouse_id")
+                    if warehouse not in {w["id"] for w in self.warehouses if w["type"] == "SALES_WAREHOUSE"}:
+                        raise Invalid("Invalid warehouse_id: not a sales warehouse of the shop.")
+                    stocked = next((s for s in sku["inventory"] if s["warehouse_id"] == warehouse), None)
+                    if stocked is None:
+                        sku["inventory"].append({"warehouse_id": warehouse, "quantity": quantity})
+                    else:
+                        stocked["quantity"] = quantity
+        return {}
+
+
+class Refused(Exception):
+    """A request TikTok answers with HTTP 200 and a non-zero `code`."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Invalid(Refused):
     """A request TikTok would answer 36009004."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(36009004, message)
 
 
 def error(code: int, message: str) -> dict[str, Any]:
@@ -388,8 +495,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         try:
             self.server.tiktok.handle(self)
-        except Invalid as invalid:
-            self.json(error(36009004, str(invalid)))
+        except Refused as refused:
+            self.json(error(refused.code, str(refused)))
 
     do_POST = do_GET
 

@@ -11,12 +11,20 @@ have no examples, so Prism's answers are placeholders ("string" for every date):
 accepted a request, the router answers with the fixture shaped by the same schemas (their shape is
 checked here too), a first page with a `next` link and later pages without one. One test keeps
 Prism's own placeholder answers to show they are quarantined, never fatal.
+
+Pushes (createShippingFulfillment, bulkUpdatePriceQuantity) are judged the same way: Prism checks
+each request's path, headers and body against the description, and the router answers accepted
+ones as eBay documents (the fulfilment's id in the Location header). eBay's schemas leave objects
+open, so a misspelt field would pass Prism: the bodies sent are also checked against the schemas
+closed (`strict`), where a field the description does not have fails.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -33,12 +41,13 @@ from urllib.parse import parse_qsl, urlsplit
 import jsonschema
 import pytest
 
+from commerce.pushes import FulfilmentPush, StockPush
 from commerce.records import InventoryRecord, OrderRecord, ProductRecord
 from integrations.connectors.base import Failed
 from integrations.connectors.ebay import EbayConnector
 from integrations.connectors.ebay_oauth import EbayOAuth
 from integrations.connectors.ebay_streams import param_time
-from integrations.errors import AuthError
+from integrations.errors import AuthError, BadResponse
 from integrations.http import HttpClient
 from tests.conftest import PRISM, _unavailable
 
@@ -56,6 +65,11 @@ ANSWERS = {
     "/sell/fulfillment/v1/order": "get_orders.json",
     "/sell/inventory/v1/inventory_item": "get_inventory_items.json",
 }
+# Answers to accepted push requests: getOrder (an order with one line shipped, one not), its
+# fulfilments, and bulkUpdatePriceQuantity; createShippingFulfillment answers 201 with a Location.
+ORDER_PATH = re.compile(r"/sell/fulfillment/v1/order/[^/]+")
+FULFILMENTS_PATH = re.compile(r"/sell/fulfillment/v1/order/[^/]+/shipping_fulfillment")
+BULK_PATH = "/sell/inventory/v1/bulk_update_price_quantity"
 TOKEN_EXAMPLE = "v^1.1#i^1#p^3#r^1#I^3#f^0#t^Example"  # the token description's example answer
 STARTUP = 60.0
 
@@ -73,11 +87,14 @@ class Router:
     fixtures: bool = True  # answer accepted requests with the fixtures, not Prism's placeholders
     refused: list[tuple[str, int, str]] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
+    bodies: list[tuple[str, str, bytes]] = field(default_factory=list)  # (method, path, body) of writes
 
     def route(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path.split("?", 1)[0]
         self.seen.append(handler.path)
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        if handler.command != "GET" and path.startswith("/sell/"):
+            self.bodies.append((handler.command, path, body))
         if path.startswith("/sell/") and handler.headers.get("Authorization") != f"Bearer {TOKEN_EXAMPLE}":
             return self.answer(handler, path, 401, {}, (FIXTURES / "error_invalid_token.json").read_bytes())
         prefix = next((p for p in MODELS if path.startswith(p)), None)
@@ -95,7 +112,25 @@ class Router:
             status, answer, content = error.code, dict(error.headers.items()), error.read()
         if status == 200 and path in ANSWERS:
             content = self._page(path, content)
+        elif status < 300 and self.fixtures:
+            content, answer = self._push_answer(handler.command, path, body, content, answer)
         self.answer(handler, path, status, answer, content)
+
+    def _push_answer(
+        self, method: str, path: str, body: bytes, content: bytes, headers: dict[str, str]
+    ) -> tuple[bytes, dict[str, str]]:
+        """What eBay answers a push's request once Prism accepted it (Prism's answer otherwise)."""
+        if method == "GET" and FULFILMENTS_PATH.fullmatch(path):
+            return (FIXTURES / "get_shipping_fulfillments.json").read_bytes(), headers
+        if method == "GET" and ORDER_PATH.fullmatch(path):
+            return json.dumps(json.loads((FIXTURES / "get_orders.json").read_text())["orders"][1]).encode(), headers
+        if method == "POST" and FULFILMENTS_PATH.fullmatch(path):
+            location = f"https://api.ebay.com{path}/{json.loads(body)['trackingNumber']}"
+            kept = {k: v for k, v in headers.items() if k.lower() != "location"}
+            return b"", {**kept, "Location": location}
+        if method == "POST" and path == BULK_PATH:
+            return (FIXTURES / "bulk_update_price_quantity.json").read_bytes(), headers
+        return content, headers
 
     def _page(self, path: str, content: bytes) -> bytes:
         """The fixture (or Prism's answer) as the first page of two, or as the last page."""
@@ -191,6 +226,7 @@ def router(prism_router, settings):
     settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
     prism_router.refused.clear()
     prism_router.seen.clear()
+    prism_router.bodies.clear()
     prism_router.fixtures = True
     return prism_router
 
@@ -270,6 +306,95 @@ def test_the_descriptions_placeholder_answers_are_quarantined_never_fatal(ebay, 
     assert records(ebay.read("inventory", None))
 
 
+def strict(spec: dict[str, Any]) -> dict[str, Any]:
+    """The description with its objects closed: a field it does not describe fails validation."""
+    spec = copy.deepcopy(spec)
+
+    def close(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                node.setdefault("additionalProperties", False)
+            for value in node.values():
+                close(value)
+        elif isinstance(node, list):
+            for value in node:
+                close(value)
+
+    close(spec["components"]["schemas"])
+    return spec
+
+
+def violations(description: str, schema: str, data: Any) -> list[str]:
+    spec = strict(json.loads((SPECS / description).read_text()))
+    validator = jsonschema.Draft4Validator({"$ref": f"#/components/schemas/{schema}", **spec})
+    return [f"{list(e.absolute_path)}: {e.message}" for e in sorted(validator.iter_errors(data), key=str)]
+
+
+def written(router: Router, path: str) -> Any:
+    [body] = [json.loads(body) for method, seen, body in router.bodies if method == "POST" and seen == path]
+    return body
+
+
+@pytest.mark.prism
+def test_a_fulfilment_push_sends_only_requests_the_description_accepts(ebay, router):
+    push = FulfilmentPush(
+        tenant_id=1,
+        connection_id=1,
+        order_external_id="23-45678-90123",
+        tracking_number="9400 1118 9922 3344 5566 77",
+        carrier="usps",
+    )
+    assert ebay.fulfil(push) == "9400111899223344556677"  # from the Location header
+    assert not router.refused, router.refused
+    path = "/sell/fulfillment/v1/order/23-45678-90123/shipping_fulfillment"
+    assert [p for p in router.seen if p.startswith("/sell/")] == [
+        "/sell/fulfillment/v1/order/23-45678-90123",
+        path,
+        path,
+    ]
+    sent = written(router, path)
+    assert sent["lineItems"] == [{"lineItemId": "10001234567893", "quantity": 3}]
+    assert not violations("sell_fulfillment_v1.prefixed.json", "ShippingFulfillmentDetails", sent)
+
+
+@pytest.mark.prism
+def test_a_fulfilment_that_landed_is_found_in_the_answer_the_description_gives(ebay, router):
+    push = FulfilmentPush(
+        tenant_id=1,
+        connection_id=1,
+        order_external_id="23-45678-90123",
+        tracking_number="1Z4A6V280312345678",
+        carrier="ups",
+    )
+    assert ebay.fulfil(push) == "1Z4A6V280312345678"
+    assert not router.refused, router.refused
+    assert not router.bodies
+
+
+@pytest.mark.prism
+def test_a_stock_push_sends_only_requests_the_description_accepts(ebay, router):
+    assert ebay.set_stock(StockPush(tenant_id=1, connection_id=1, sku="MUG-BLUE", quantity=7)) == "MUG-BLUE"
+    assert not router.refused, router.refused
+    sent = written(router, BULK_PATH)
+    assert sent == {"requests": [{"sku": "MUG-BLUE", "shipToLocationAvailability": {"quantity": 7}}]}
+    assert not violations("sell_inventory_v1.prefixed.json", "BulkPriceQuantity", sent)
+
+
+@pytest.mark.prism
+def test_a_push_body_the_description_refuses_fails(ebay, router):
+    body = {"requests": [{"sku": "MUG-BLUE", "shipToLocationAvailability": {"quantity": "seven"}}]}
+    with pytest.raises(BadResponse):
+        ebay.api.send("POST", BULK_PATH, json=body)
+    [(path, status, violation)] = router.refused
+    assert (path, status) == (BULK_PATH, 400)  # the description's answer to a request it refuses
+    assert "quantity" in violation and "integer" in violation, violation
+
+
+def test_a_field_the_description_does_not_have_fails_the_strict_check():
+    sent = {"lineItems": [{"lineItemId": "1", "quantity": 1}], "trackingNumber": "1Z", "carrier": "UPS"}
+    assert violations("sell_fulfillment_v1.prefixed.json", "ShippingFulfillmentDetails", sent)
+
+
 # --- The fixtures have the shape of eBay's descriptions (no Prism needed) -----------------------------------
 
 
@@ -280,7 +405,17 @@ def test_the_descriptions_placeholder_answers_are_quarantined_never_fatal(ebay, 
         ("sell_fulfillment_v1.prefixed.json", "Order", "get_order_cancelled.json", ()),
         ("sell_fulfillment_v1.prefixed.json", "Error", "error_invalid_token.json", ("errors", 0)),
         ("sell_fulfillment_v1.prefixed.json", "Error", "error_invalid_filter.json", ("errors", 0)),
+        ("sell_fulfillment_v1.prefixed.json", "Order", "get_order_awaiting_shipment.json", ()),
+        (
+            "sell_fulfillment_v1.prefixed.json",
+            "ShippingFulfillmentPagedCollection",
+            "get_shipping_fulfillments.json",
+            (),
+        ),
+        ("sell_fulfillment_v1.prefixed.json", "Error", "error_invalid_tracking.json", ("errors", 0)),
         ("sell_inventory_v1.prefixed.json", "InventoryItems", "get_inventory_items.json", ()),
+        ("sell_inventory_v1.prefixed.json", "BulkPriceQuantityResponse", "bulk_update_price_quantity.json", ()),
+        ("sell_inventory_v1.prefixed.json", "BulkPriceQuantityResponse", "bulk_update_price_quantity_refused.json", ()),
     ],
 )
 def test_the_fixtures_have_the_shape_of_ebays_descriptions(description, schema, fixture, inside):

@@ -1,4 +1,4 @@
-"""Amazon Selling Partner API: credentials, the check, and reading streams.
+"""Amazon Selling Partner API: credentials, the check, reading streams, and pushes.
 
 - Credentials: an LWA client (ID and secret), the seller's refresh token, the region (NA, EU, FE)
   and the marketplaces to sync, checked against Amazon's list and the region. The sandbox switch
@@ -11,7 +11,9 @@
   to their orders), `products` and `inventory` (FBA inventory summaries: a variant per seller
   SKU, fulfillable units per marketplace), and `finances` (Finances v0: settlements from the
   financial event groups, fees from the financial events; `amazon_finances`). Orders v0 is not
-  used: v2026-01-01 has all the hub reads.
+  read: v2026-01-01 has all the hub reads.
+- Pushes (`amazon_push`): shipments of seller-fulfilled orders (Orders v0 confirmShipment, which
+  v2026-01-01 does not have) and seller-fulfilled stock levels (Listings Items patchListingsItem).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import AuthError, ConfigurationError, PermissionDenied, RateLimited
 from ..http import Hints, HttpClient
-from . import amazon_config
+from . import amazon_config, amazon_push
 from . import amazon_mapping as mapping
 from .amazon_client import LwaTokens, Operation, SpApi
 from .amazon_config import LWA_TOKEN_URL, MARKETPLACES, Config, Marketplace, parse_config, secret_expiry
@@ -32,6 +34,7 @@ from .amazon_streams import OrderSweep, param_time, summaries
 from .base import CheckResult, Connector, Page
 
 if TYPE_CHECKING:
+    from commerce.pushes import FulfilmentPush, StockPush
     from commerce.records import Record
 
     from ..models import Connection
@@ -48,7 +51,7 @@ ROLES = {
 HINT_ROLE = (
     "The app lacks the role this needs, or the seller has not granted it: add the role to the app in Developer "
     "Central (Inventory and Order Tracking for orders, Amazon Fulfillment for FBA inventory, Finance and Accounting "
-    "for refunds, fees and settlements) and authorise it again in Seller Central."
+    "for refunds, fees and settlements, Product Listing for stock levels) and authorise it again in Seller Central."
 )
 
 
@@ -56,6 +59,7 @@ class AmazonConnector(Connector):
     streams = STREAMS
     # `read` touches the network and the cache only, so the engine reads a page ahead.
     reads_in_background = True
+    carrier_names = amazon_push.CARRIER_NAMES
 
     def __init__(
         self,
@@ -223,3 +227,11 @@ class AmazonConnector(Connector):
         if stream == "finances":
             return map_finance(payload)
         raise ConfigurationError(f"Amazon has no “{stream}” stream.")
+
+    # --- Pushes (commerce.pushes) ---
+
+    def fulfil(self, push: FulfilmentPush) -> str:
+        return amazon_push.fulfil(self, push)
+
+    def set_stock(self, push: StockPush) -> str:
+        return amazon_push.set_stock(self, push)

@@ -5,6 +5,10 @@
   and only one worker at a time exchanges (a lock taken with `cache.add`; the others wait for its
   token). A request Amazon refuses with 401 or 403 gets a fresh token once; refused again, a 401
   means the authorisation is gone, a 403 that the app lacks a role.
+- Reads are GETs; the pushes' writes (confirmShipment, patchListingsItem) go through the same
+  `call`, with the method of their operation and a JSON body. A write that is not idempotent is
+  sent with `retry=False`: a 5xx or a timeout is reported, never sent again blindly. A refused
+  token is still renewed once and the request sent again, since Amazon did nothing with it.
 - Amazon limits each operation separately (a token bucket per operation, seller and app), so
   each operation has its own `RateBudget` with the rate and burst of its usage plan, moved to the
   rate Amazon reports in `x-amzn-RateLimit-Limit` whenever an answer carries it. The HTTP client
@@ -38,19 +42,26 @@ class Operation:
     path: str
     rate: float
     burst: int
+    method: str = "GET"
 
+
+LISTINGS_ITEM = "/listings/2021-08-01/items/{sellerId}/{sku}"
 
 # Usage plans as each operation's description in the vendor's models states them
-# (shared/specs/amazon-sp-api/; the Sellers model is not there: its plan is from Amazon's sellers.json).
+# (shared/specs/amazon-sp-api/). The Sellers and Listings Items models are not there: their plans
+# are from Amazon's sellers.json and listingsItems_2021-08-01.json.
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in [
         Operation("searchOrders", "/orders/2026-01-01/orders", 0.0056, 20),
         Operation("getOrder", "/orders/2026-01-01/orders/{orderId}", 0.5, 30),
+        Operation("confirmShipment", "/orders/v0/orders/{orderId}/shipmentConfirmation", 2.0, 10, "POST"),
         Operation("getInventorySummaries", "/fba/inventory/v1/summaries", 2.0, 2),
         Operation("listFinancialEvents", "/finances/v0/financialEvents", 0.5, 30),
         Operation("listFinancialEventGroups", "/finances/v0/financialEventGroups", 0.5, 30),
         Operation("getMarketplaceParticipations", "/sellers/v1/marketplaceParticipations", 0.016, 15),
+        Operation("getListingsItem", LISTINGS_ITEM, 5.0, 10),
+        Operation("patchListingsItem", LISTINGS_ITEM, 5.0, 5, "PATCH"),
     ]
 }
 
@@ -215,29 +226,41 @@ class SpApi:
         params: dict[str, Any] | None = None,
         *,
         path: dict[str, str] | None = None,
+        body: Any = None,
         retry: bool = True,
         max_wait: float | None = None,
     ) -> Any:
-        """GET one operation; lists in `params` go comma-separated, as SP-API reads them."""
+        """Call one operation with its method; lists in `params` go comma-separated, as SP-API reads
+        them, and `body` as JSON. An answer without content (204) is None."""
+        operation = self.operations[name]
         budget = self.budget(name)
         if max_wait is not None and (wait := budget.wait()) > max_wait:
             raise BudgetSpent(name, wait)
-        url = self.base_url + self.operations[name].path.format(
-            **{k: quote(v, safe="") for k, v in (path or {}).items()}
-        )
+        url = self.base_url + operation.path.format(**{k: quote(v, safe="") for k, v in (path or {}).items()})
         query = {k: ",".join(v) if isinstance(v, list) else v for k, v in (params or {}).items() if v is not None}
+        request = {"method": operation.method, "url": url, "query": query, "body": body, "retry": retry}
         token = self.tokens.get(retry=retry)
         try:
-            return self._get(budget, url, query, token, retry)
+            return self._send(budget, token, **request)
         except (AuthError, PermissionDenied):
             logger.info("Amazon refused the access token for %s; renewing it once", name)
         token = self.tokens.refresh(token, retry=retry)
         try:
-            return self._get(budget, url, query, token, retry)
+            return self._send(budget, token, **request)
         except AuthError as error:
             raise AuthError(REVOKED, hint=HINT_REAUTHORISE, status=error.status) from error
 
-    def _get(self, budget: OperationBudget, url: str, query: dict[str, Any], token: str, retry: bool) -> Any:
+    def _send(
+        self,
+        budget: OperationBudget,
+        token: str,
+        *,
+        method: str,
+        url: str,
+        query: dict[str, Any],
+        body: Any,
+        retry: bool,
+    ) -> Any:
         errors: list[str] = []
 
         def observe(response: Any, *args: Any, **kwargs: Any) -> Any:
@@ -250,13 +273,21 @@ class SpApi:
         headers = {**JSON, "x-amz-access-token": token, "User-Agent": USER_AGENT}
         previous, self.client.budget = self.client.budget, budget
         try:
-            return self.client.json("GET", url, params=query, headers=headers, retry=retry, hooks={"response": observe})
+            response = self.client.request(
+                method, url, params=query, json=body, headers=headers, retry=retry, hooks={"response": observe}
+            )
         except IntegrationError as error:
             if errors and errors[-1] and error.status not in (401, 429) and error.status and error.status < 500:
                 raise type(error)(f"{error.message} {errors[-1]}", hint=error.hint, status=error.status) from error
             raise
         finally:
             self.client.budget = previous
+        if response.status_code == 204:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise BadResponse("The platform answered with malformed JSON.", status=response.status_code) from exc
 
 
 def amazon_errors(response: Any) -> str:
@@ -268,9 +299,13 @@ def amazon_errors(response: Any) -> str:
     items = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(items, list):
         return ""
-    parts = [
-        ": ".join(str(item[k]) for k in ("code", "message") if item.get(k))
-        for item in items[:3]
-        if isinstance(item, dict)
-    ]
+    parts = []
+    for item in items[:3]:
+        if not isinstance(item, dict):
+            continue
+        part = ": ".join(str(item[k]) for k in ("code", "message") if item.get(k))
+        details = str(item.get("details") or "")
+        if details and details != item.get("message"):
+            part = f"{part} ({details})" if part else details
+        parts.append(part)
     return "; ".join(part for part in parts if part)[:500]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ from django.core.cache import cache
 
 from ..errors import AuthError, BadResponse, IntegrationError, PermissionDenied, RateLimited
 from ..http import HttpClient, RateBudget
+from ..tokens import SharedToken, lifetime_of
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +77,6 @@ HINT_CLIENT = (
 RATE_HEADER = "x-amzn-RateLimit-Limit"
 JSON = {"Accept": "application/json"}
 USER_AGENT = "commerce-hub/1.0 (Language=Python)"
-TOKEN_MARGIN = 60  # seconds before its expiry that a cached access token is no longer used
-LOCK_SECONDS = 60  # longer than one token exchange with its retries
-LOCK_POLL = 0.25
-LOCK_POLLS = 120
 RATE_MEMORY = 86400  # how long an operation's reported rate is remembered
 
 
@@ -129,49 +125,19 @@ def parse_rate(value: str | None) -> float | None:
     return rate if 0 < rate < 10_000 else None
 
 
-class LwaTokens:
+class LwaTokens(SharedToken):
     """One connection's LWA access tokens, shared by its workers through the cache."""
 
+    label = "LWA token"
+
     def __init__(self, client: HttpClient, url: str, form: dict[str, str], cache_id: str) -> None:
-        self.client = client
-        self.url = url
-        self.form = {"grant_type": "refresh_token", **form}
         # Keyed by the credentials too: a new refresh token or client never uses the old one's token.
         digest = hashlib.sha256(f"{form['client_id']}\n{form['refresh_token']}".encode()).hexdigest()[:16]
-        self.key = f"amazon:lwa:{cache_id}:{digest}"
-        self.lock_key = f"{self.key}:lock"
+        super().__init__(client, f"amazon:lwa:{cache_id}:{digest}")
+        self.url = url
+        self.form = {"grant_type": "refresh_token", **form}
 
-    def get(self, *, retry: bool = True) -> str:
-        return cache.get(self.key) or self._renew(None, retry)
-
-    def refresh(self, stale: str, *, retry: bool = True) -> str:
-        """A token other than `stale`, which Amazon refused: another worker's newer one, or a new one."""
-        current = cache.get(self.key)
-        if current and current != stale:
-            return current
-        cache.delete(self.key)
-        return self._renew(stale, retry)
-
-    def _renew(self, stale: str | None, retry: bool) -> str:
-        owner = uuid.uuid4().hex
-        for _ in range(LOCK_POLLS):
-            if cache.add(self.lock_key, owner, timeout=LOCK_SECONDS):
-                try:
-                    current = cache.get(self.key)
-                    if current and current != stale:
-                        return current  # another worker exchanged while this one waited
-                    return self._exchange(retry)
-                finally:
-                    if cache.get(self.lock_key) == owner:
-                        cache.delete(self.lock_key)
-            self.client.sleep(LOCK_POLL)
-            current = cache.get(self.key)
-            if current and current != stale:
-                return current
-        logger.warning("The LWA token lock of %s stayed taken; exchanging without it", self.key)
-        return self._exchange(retry)
-
-    def _exchange(self, retry: bool) -> str:
+    def mint(self, retry: bool) -> tuple[str, int]:
         previous, self.client.budget = self.client.budget, None  # LWA is not an SP-API operation
         try:
             body = self.client.json("POST", self.url, data=self.form, headers=JSON, retry=retry)
@@ -188,13 +154,7 @@ class LwaTokens:
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise BadResponse("Login with Amazon answered without an access token.")
-        try:
-            lifetime = int(body.get("expires_in") or 3600)
-        except (TypeError, ValueError):
-            lifetime = 3600
-        if lifetime > TOKEN_MARGIN:
-            cache.set(self.key, token, timeout=lifetime - TOKEN_MARGIN)
-        return token
+        return token, lifetime_of(body, 3600)
 
 
 class SpApi:

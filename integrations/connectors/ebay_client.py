@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from django.core.cache import cache
 
 from ..errors import AuthError, BadResponse, ConfigurationError, IntegrationError
 from ..http import HttpClient
+from ..tokens import SharedToken, lifetime_of
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +45,6 @@ HINT_CLIENT = (
     "environment, production or sandbox."
 )
 JSON = {"Accept": "application/json"}
-TOKEN_MARGIN = 60  # seconds before its expiry that a cached access token is no longer used
-LOCK_SECONDS = 60  # longer than one token request with its retries
-LOCK_POLL = 0.25
-LOCK_POLLS = 120
 
 
 def now() -> datetime:
@@ -123,61 +118,25 @@ def identity_request(
     return body
 
 
-class EbayTokens:
+class EbayTokens(SharedToken):
     """One connection's user access tokens, shared by its workers through the cache."""
+
+    label = "eBay token"
 
     def __init__(
         self, client: HttpClient, url: str, client_id: str, client_secret: str, refresh_token: str, cache_id: str
     ) -> None:
-        self.client = client
-        self.url = url
-        self.keys = (client_id, client_secret)
-        self.form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": " ".join(SCOPES)}
         # Keyed by the endpoint, app and refresh token too: a sandbox switch or a new consent never
         # uses the old one's token.
         digest = hashlib.sha256(f"{url}\n{client_id}\n{refresh_token}".encode()).hexdigest()[:16]
-        self.key = f"ebay:token:{cache_id}:{digest}"
-        self.lock_key = f"{self.key}:lock"
+        super().__init__(client, f"ebay:token:{cache_id}:{digest}")
+        self.url = url
+        self.keys = (client_id, client_secret)
+        self.form = {"grant_type": "refresh_token", "refresh_token": refresh_token, "scope": " ".join(SCOPES)}
 
-    def get(self, *, retry: bool = True) -> str:
-        return cache.get(self.key) or self._renew(None, retry)
-
-    def refresh(self, stale: str, *, retry: bool = True) -> str:
-        """A token other than `stale`, which eBay refused: another worker's newer one, or a new one."""
-        current = cache.get(self.key)
-        if current and current != stale:
-            return current
-        cache.delete(self.key)
-        return self._renew(stale, retry)
-
-    def _renew(self, stale: str | None, retry: bool) -> str:
-        owner = uuid.uuid4().hex
-        for _ in range(LOCK_POLLS):
-            if cache.add(self.lock_key, owner, timeout=LOCK_SECONDS):
-                try:
-                    current = cache.get(self.key)
-                    if current and current != stale:
-                        return current  # another worker minted one while this one waited
-                    return self._mint(retry)
-                finally:
-                    if cache.get(self.lock_key) == owner:
-                        cache.delete(self.lock_key)
-            self.client.sleep(LOCK_POLL)
-            current = cache.get(self.key)
-            if current and current != stale:
-                return current
-        logger.warning("The eBay token lock of %s stayed taken; minting without it", self.key)
-        return self._mint(retry)
-
-    def _mint(self, retry: bool) -> str:
+    def mint(self, retry: bool) -> tuple[str, int]:
         body = identity_request(self.client, self.url, *self.keys, self.form, retry=retry)
-        try:
-            lifetime = int(body.get("expires_in") or 7200)
-        except (TypeError, ValueError):
-            lifetime = 7200
-        if lifetime > TOKEN_MARGIN:
-            cache.set(self.key, body["access_token"], timeout=lifetime - TOKEN_MARGIN)
-        return body["access_token"]
+        return body["access_token"], lifetime_of(body, 7200)
 
 
 class EbayApi:

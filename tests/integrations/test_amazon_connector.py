@@ -20,12 +20,13 @@ from django.core.cache import cache
 from commerce.records import InventoryRecord, OrderRecord, ProductRecord
 from integrations.connectors import amazon_config, get_connector
 from integrations.connectors.amazon import AmazonConnector
-from integrations.connectors.amazon_client import LOCK_POLLS, OPERATIONS, Operation
+from integrations.connectors.amazon_client import OPERATIONS, Operation
 from integrations.connectors.amazon_streams import LOOKBACK
 from integrations.connectors.base import Failed
 from integrations.errors import AuthError, PermissionDenied, RateLimited
 from integrations.http import HttpClient
 from integrations.platforms import spec_for
+from integrations.tokens import LOCK_POLLS
 
 pytestmark = pytest.mark.django_db
 

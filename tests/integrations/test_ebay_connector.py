@@ -20,11 +20,11 @@ from commerce.records import InventoryRecord, OrderRecord, ProductRecord
 from integrations.connectors import ebay_client, get_connector
 from integrations.connectors.base import Failed
 from integrations.connectors.ebay import EbayConnector
-from integrations.connectors.ebay_client import LOCK_POLLS
 from integrations.connectors.ebay_streams import LOOKBACK, WINDOW
 from integrations.errors import AuthError, BadResponse, ConfigurationError, PermissionDenied, RateLimited, Unavailable
 from integrations.http import HttpClient
 from integrations.platforms import spec_for
+from integrations.tokens import LOCK_POLLS
 
 pytestmark = pytest.mark.django_db
 

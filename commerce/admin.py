@@ -8,6 +8,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from tenants.models import Tenant, TenantStatus
 
+from . import stock_admin  # noqa: F401  (registers the stock-across-channels pages)
+from .fulfilment_admin import AwaitingFulfilmentFilter, FulfilmentInline, awaiting_ordering, order_age
 from .models import (
     Customer,
     Fee,
@@ -66,12 +68,21 @@ class OrderAdmin(ReadOnlyAdmin):
         "total",
         "currency",
         "placed_at",
+        "age",
     ]
-    list_filter = ["channel", "status", "financial_status", "fulfillment_status", "tenant"]
+    list_filter = [AwaitingFulfilmentFilter, "channel", "status", "financial_status", "fulfillment_status", "tenant"]
     search_fields = ["number", "external_id", "email"]
     date_hierarchy = "placed_at"
-    inlines = [OrderLineInline, RefundInline]
+    inlines = [OrderLineInline, RefundInline, FulfilmentInline]
     exclude = ["raw"]
+
+    def get_ordering(self, request: HttpRequest):
+        # "Awaiting fulfilment" lists every channel's orders still to ship, the oldest first.
+        return awaiting_ordering(request) or super().get_ordering(request)
+
+    @admin.display(description="age", ordering="placed_at")
+    def age(self, order: Order) -> str:
+        return order_age(order)
 
 
 @admin.register(Customer)

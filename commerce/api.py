@@ -8,11 +8,17 @@ from django.db.models import F, Prefetch, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins
+from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from tenants.api import UPDATED_SINCE, TenantScopedViewSet, parse_timestamp
 
+from .fulfilment_api import FulfilmentSerializer, FulfilSerializer, fulfil_order
 from .models import Customer, FulfillmentStatus, InventoryLevel, Order, OrderLine, OrderStatus, Product, ProductVariant
 from .serializers import CustomerSerializer, InventoryLevelSerializer, OrderSerializer, ProductSerializer
+from .stock_api import StockBySkuMixin
 
 __all__ = ["CustomerViewSet", "InventoryViewSet", "OrderViewSet", "ProductViewSet", "parse_timestamp"]
 
@@ -54,7 +60,8 @@ class CommerceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSc
 )
 class OrderViewSet(CommerceViewSet):
     """Orders of the caller's tenant. Filters: `platform`, `status`, `fulfillment_status`,
-    `updated_since` (ISO 8601)."""
+    `updated_since` (ISO 8601). Orders still to ship (`fulfillment_status` `unfulfilled` or
+    `partial`) are listed oldest first unless `ordering` says otherwise."""
 
     queryset = Order.objects.all()
     serializer_class = OrderSerializer
@@ -71,7 +78,22 @@ class OrderViewSet(CommerceViewSet):
             qs = qs.filter(status=status)
         if fulfillment := params.get("fulfillment_status"):
             qs = qs.filter(fulfillment_status=fulfillment)
+            if fulfillment in (FulfillmentStatus.UNFULFILLED, FulfillmentStatus.PARTIAL):
+                # Orders waiting to ship are a work queue: the oldest comes first.
+                self.ordering = ("placed_at", "id")
         return qs
+
+    @extend_schema(
+        request=FulfilSerializer,
+        responses={202: FulfilmentSerializer},
+        description="Fulfil the order (`orders:write`): the carrier in any spelling the order's platform accepts "
+        "(a 400 lists `accepted_carriers` otherwise), the lines shipped (absent: every line still unfulfilled; "
+        "quantities at most what is left). Answers 202 with the fulfilment; its push to the platform follows "
+        "(`GET /fulfillments/{id}`), and the order's `fulfillment_status` changes once the platform accepts it.",
+    )
+    @action(detail=True, methods=["post"], url_path="fulfil", parser_classes=[JSONParser])
+    def fulfil(self, request: Request, pk: str | None = None) -> Response:
+        return fulfil_order(request, self.get_object())
 
 
 @extend_schema(tags=["products"])
@@ -110,8 +132,10 @@ class CustomerViewSet(CommerceViewSet):
 
 @extend_schema(tags=["inventory"])
 @list_filters()
-class InventoryViewSet(CommerceViewSet):
-    """Stock per variant and location. Filters: `platform`, `updated_since`. Needs `products:read`."""
+class InventoryViewSet(StockBySkuMixin, CommerceViewSet):
+    """Stock per variant and location as the platforms report it (the list; filters: `platform`,
+    `updated_since`), and one SKU's stock across channels by its SKU (`/inventory/{sku}`: read with
+    `products:read`, set with `products:write`; commerce.stock_api)."""
 
     queryset = InventoryLevel.objects.all()
     serializer_class = InventoryLevelSerializer

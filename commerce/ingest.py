@@ -15,6 +15,11 @@ The other streams go through `bulk_create`, but for fees, which are as many as o
 Fees and settlements come as one stream, `finances` (`ingest_finances` splits a page by kind). A
 fee names its order by the platform's order id: it is linked to that order when both are stored,
 whichever is written first (a first sync reads fees faster than orders on some platforms).
+
+Each page of orders, customers, products or inventory is announced with `records_written` (the
+rows it created and changed; see commerce.signals), which costs no query: the upserts return the
+rows' ids. After a page of products or stock commits, its variants are reconciled with the hub's
+stock figures (`commerce.stock_sync`); after a page of orders, its sales are taken off them.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from django.db import connection, models, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
+from . import stock_sync
 from .models import (
     Customer,
     Fee,
@@ -158,7 +164,8 @@ def ingest(stream: str, source: Source, records: list) -> IngestResult:
 
 def ingest_customers(source: Source, records: list[CustomerRecord]) -> IngestResult:
     with transaction.atomic():
-        customers, stored = _upsert_customers(source, records, timezone.now())
+        customers, stored, customer_ids = _upsert_customers(source, records, timezone.now())
+        _announce(Customer, source, "customers", customers, stored, customer_ids)
     return _tally(records, customers, stored)
 
 
@@ -191,14 +198,7 @@ def ingest_orders(source: Source, records: list[OrderRecord]) -> IngestResult:
         _link_fees(source, [external_id for external_id in orders if external_id not in stored])
         # An order moved to another customer may have been the first of the one it left.
         refresh_first_orders([*customer_ids.values(), *left])
-        records_written.send(
-            sender=Order,
-            tenant_id=source.tenant_id,
-            connection_id=source.connection_id,
-            stream="orders",
-            created=[order_ids[key] for key in orders if key not in stored and key in order_ids],
-            updated=[order_ids[key] for key in orders if key in stored and key in order_ids],
-        )
+        _announce(Order, source, "orders", orders, stored, order_ids)
     return _tally(records, orders, stored)
 
 
@@ -208,7 +208,7 @@ def ingest_products(source: Source, records: list[ProductRecord]) -> IngestResul
     now = timezone.now()
     with transaction.atomic():
         products, stored = _changed(Product, source, _latest(records))
-        _write(
+        product_ids = _write(
             Product,
             [
                 Product(
@@ -221,8 +221,8 @@ def ingest_products(source: Source, records: list[ProductRecord]) -> IngestResul
                 for product in products.values()
             ],
             PRODUCT_FIELDS,
+            source,
         )
-        product_ids = _ids(Product, source, products)
 
         latest_variants = _latest(v for product in products.values() for v in product.variants)
         variants, stored_variants = _changed(ProductVariant, source, latest_variants)
@@ -232,7 +232,7 @@ def ingest_products(source: Source, records: list[ProductRecord]) -> IngestResul
             for v in p.variants
             if variants.get(v.external_id) is v
         }
-        _write(
+        variant_ids = _write(
             ProductVariant,
             [
                 ProductVariant(
@@ -246,8 +246,8 @@ def ingest_products(source: Source, records: list[ProductRecord]) -> IngestResul
                 for variant in variants.values()
             ],
             VARIANT_FIELDS,
+            source,
         )
-        variant_ids = _ids(ProductVariant, source, variants)
 
         latest_levels = _latest(level for variant in variants.values() for level in variant.inventory)
         levels, stored_levels = _changed(InventoryLevel, source, latest_levels)
@@ -263,6 +263,8 @@ def ingest_products(source: Source, records: list[ProductRecord]) -> IngestResul
             [_level_row(source, level, variant_of[level.external_id], stored_levels, now) for level in levels.values()],
             LEVEL_FIELDS,
         )
+        stock_sync.after_page(source.tenant_id, source.connection_id, product_ids=product_ids.values())
+        _announce(Product, source, "products", products, stored, product_ids)
     return _tally(records, products, stored)
 
 
@@ -274,14 +276,17 @@ def ingest_inventory(source: Source, records: list[InventoryRecord]) -> IngestRe
         variant_ids = _ids(ProductVariant, source, {record.variant_external_id for record in records})
         known = [record for record in records if record.variant_external_id in variant_ids]
         levels, stored = _changed(InventoryLevel, source, _latest(known))
-        _write(
+        level_ids = _write(
             InventoryLevel,
             [
                 _level_row(source, level, variant_ids[level.variant_external_id], stored, now)
                 for level in levels.values()
             ],
             LEVEL_FIELDS,
+            source,
         )
+        stock_sync.after_page(source.tenant_id, source.connection_id, level_ids=level_ids.values())
+        _announce(InventoryLevel, source, "inventory", levels, stored, level_ids)
     result = _tally(known, levels, stored)
     result.failures = [
         IngestFailure(
@@ -391,14 +396,17 @@ def _common_row(
     return (external_id, source.tenant_id, source.connection_id, version, raw, now, now)
 
 
-def _upsert_customers(source: Source, records: Iterable[CustomerRecord], now: datetime) -> tuple[dict, Stored]:
+def _upsert_customers(
+    source: Source, records: Iterable[CustomerRecord], now: datetime
+) -> tuple[dict, Stored, dict[str, int]]:
     customers, stored = _changed(Customer, source, _latest(records))
-    _write(
+    customer_ids = _write(
         Customer,
         [_customer_row(source, customer, _version(customer, stored), now) for customer in customers.values()],
         CUSTOMER_FIELDS,
+        source,
     )
-    return customers, stored
+    return customers, stored, customer_ids
 
 
 def _customer_row(source: Source, customer: CustomerRecord, version: datetime | None, now: datetime) -> Customer:
@@ -588,15 +596,42 @@ def _version(record: _Versioned, stored: Stored) -> datetime | None:
     return record.updated_at if record.updated_at is not None else stored.get(record.external_id)
 
 
-def _write(model: type[models.Model], rows: Sequence[models.Model], update_fields: Iterable[str]) -> None:
+def _write(
+    model: type[models.Model],
+    rows: Sequence[models.Model],
+    update_fields: Iterable[str],
+    source: Source | None = None,
+) -> dict[str, int]:
+    """Upsert `rows` by (connection, external_id); with `source`, return the external id →
+    primary key map of the rows (the upsert returns the keys of inserted and updated rows alike,
+    so this costs no query where the database can return rows from a bulk insert)."""
     if not rows:
-        return
+        return {}
     # Sorted so concurrent pages take row locks in one order and cannot deadlock.
     model.objects.bulk_create(
         sorted(rows, key=lambda row: row.external_id),
         update_conflicts=True,
         unique_fields=UNIQUE_FIELDS,
         update_fields=[*update_fields, "updated_at"],
+    )
+    if source is None:
+        return {}
+    if all(row.pk is not None for row in rows):
+        return {row.external_id: row.pk for row in rows}
+    return _ids(model, source, [row.external_id for row in rows])  # SQLite before 3.35
+
+
+def _announce(
+    model: type[models.Model], source: Source, stream: str, written: dict[str, Any], stored: Stored, ids: dict[str, int]
+) -> None:
+    """Send `records_written` for a page: the rows it inserted and the rows it changed."""
+    records_written.send(
+        sender=model,
+        tenant_id=source.tenant_id,
+        connection_id=source.connection_id,
+        stream=stream,
+        created=[ids[key] for key in written if key not in stored and key in ids],
+        updated=[ids[key] for key in written if key in stored and key in ids],
     )
 
 

@@ -68,7 +68,7 @@ from django.utils import timezone
 
 from tenants.models import Tenant
 
-from .models import Customer, FulfillmentStatus, Order, OrderLine, OrderStatus, ProductVariant, Refund
+from .models import Customer, FulfillmentStatus, Order, OrderLine, OrderStatus, ProductVariant, Refund, StockItem
 
 CACHE_SECONDS = 300
 PERIOD_DAYS = {"7": 7, "30": 30, "90": 90}
@@ -408,6 +408,23 @@ def source_figures(tenant: Tenant, connection_ids: list[int]) -> dict[str, int]:
         data = {**inventory(tenant, ids), "unshipped": unshipped(tenant, ids)}
         cache.set(key, data, CACHE_SECONDS)
     return data
+
+
+def stock_figures(tenant: Tenant) -> dict[str, int]:
+    """The hub's own figures of the SKUs it keeps across channels (commerce.stock), in one
+    aggregate: SKUs, units, low (0 < on hand <= the reorder point in force: the SKU's own, else the
+    tenant's default) and out of stock. Not cached: one indexed aggregate over the tenant's SKUs.
+
+    {"skus", "quantity", "low_stock", "out_of_stock"}
+    """
+    point = Coalesce("reorder_point", Value(tenant.default_reorder_point))
+    figures = StockItem.objects.for_tenant(tenant).aggregate(
+        skus=Count("pk"),
+        quantity=Coalesce(Sum("on_hand"), 0),
+        low_stock=Count("pk", filter=Q(on_hand__gt=0, on_hand__lte=point)),
+        out_of_stock=Count("pk", filter=Q(on_hand__lte=0)),
+    )
+    return {name: int(value) for name, value in figures.items()}
 
 
 def low_stock(tenant: Tenant) -> list[dict[str, Any]]:

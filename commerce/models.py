@@ -419,3 +419,375 @@ class ImportJob(TenantOwned):
         if self.status == ImportStatus.IMPORTING and self.rows_total:
             return min(100, int(100 * self.progress / self.rows_total))
         return None
+
+
+# --- Fulfilment ------------------------------------------------------------------------------------
+
+
+class FulfilmentPushStatus(models.TextChoices):
+    """Where a hub fulfilment stands on its way to the platform (commerce.fulfilment)."""
+
+    PENDING = "pending", "Waiting to be pushed"
+    PUSHING = "pushing", "Pushing"
+    PUSHED = "pushed", "Pushed"
+    RETRYING = "retrying", "Retrying"
+    FAILED = "failed", "Failed"
+
+
+class FulfilmentSource(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    BULK = "bulk", "Bulk"
+    CSV = "csv", "CSV upload"
+    RULE = "rule", "Auto-fulfilment rule"
+    API = "api", "API"
+
+
+class FulfilmentRule(TenantOwned):
+    """Auto-fulfilment: orders arriving after the rule was switched on whose lines match it (by
+    SKU, SKU prefix and/or connection) are fulfilled with its carrier and tracking number (empty
+    for digital goods). See commerce.fulfilment_rules."""
+
+    name = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    # Set whenever the rule is switched on: a rule never reaches back to orders placed before it.
+    enabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+    connection = models.ForeignKey(
+        "integrations.Connection",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Only orders from this connection. Empty: any connection.",
+    )
+    skus = models.JSONField(default=list, blank=True, help_text="Lines with one of these SKUs.")
+    sku_prefix = models.CharField(max_length=128, blank=True, help_text="Lines whose SKU starts with this.")
+    carrier = models.CharField(max_length=32, help_text="A hub carrier code (commerce.carriers).")
+    tracking_number = models.CharField(max_length=128, blank=True, help_text="Empty for digital goods.")
+    notify_customer = models.BooleanField(default=True)
+    orders_fulfilled = models.PositiveIntegerField(default=0, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["tenant", "enabled"], name="fulfilmentrule_tenant_enabled")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.enabled:
+            self.enabled_at = None
+        elif self.enabled_at is None:
+            self.enabled_at = timezone.now()
+        self.updated_at = timezone.now()
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "enabled_at", "updated_at"}
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if not (self.skus or self.sku_prefix or self.connection_id):
+            raise ValidationError("Match on SKUs, a SKU prefix or a connection: a rule matching everything is refused.")
+        if self.connection_id and self.tenant_id and self.connection.tenant_id != self.tenant_id:
+            raise ValidationError({"connection": "Choose one of the client's own connections."})
+
+    def matches_sku(self, sku: str) -> bool:
+        """Whether a line with this SKU is the rule's (every line, when the rule names no SKU)."""
+        if not (self.skus or self.sku_prefix):
+            return True
+        return sku in self.skus or bool(self.sku_prefix and sku.startswith(self.sku_prefix))
+
+
+class Fulfilment(TenantOwned):
+    """A shipment the hub pushes to the order's platform: tracking, carrier and the lines it ships.
+
+    It counts against what remains to fulfil from its creation (unless it fails), but the order's
+    `fulfillment_status` changes only once the platform has accepted it (`pushed`)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fulfilments")
+    connection = models.ForeignKey("integrations.Connection", on_delete=models.RESTRICT, related_name="+")
+    tracking_number = models.CharField(max_length=128, blank=True)
+    carrier = models.CharField(max_length=32, help_text="A hub carrier code (commerce.carriers).")
+    tracking_url = models.URLField(max_length=500, blank=True)
+    # [[order line id, quantity]]; empty: every line still unfulfilled.
+    lines = models.JSONField(default=list, blank=True)
+    notify_customer = models.BooleanField(default=False)
+    source = models.CharField(max_length=8, choices=FulfilmentSource.choices, default=FulfilmentSource.MANUAL)
+    rule = models.ForeignKey(
+        FulfilmentRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="fulfilments"
+    )
+    status = models.CharField(max_length=16, choices=FulfilmentPushStatus.choices, default=FulfilmentPushStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, help_text="The platform's reason, for people.")
+    remote_id = models.CharField(max_length=255, blank=True, help_text="The platform's id for the fulfilment.")
+    pushed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="fulfilment_tenant_recent"),
+            models.Index(fields=["tenant", "status", "-created_at"], name="fulfilment_tenant_status"),
+            models.Index(fields=["tenant", "pushed_at"], name="fulfilment_tenant_pushed"),
+            # The sweep's retries that are due and pushes that stalled.
+            models.Index(fields=["status", "next_attempt_at"], name="fulfilment_due"),
+        ]
+        constraints = [
+            # A rule fulfils an order once, however often its task is delivered.
+            models.UniqueConstraint(
+                fields=["order", "rule"], condition=models.Q(rule__isnull=False), name="fulfilment_once_per_rule"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Fulfilment {self.pk} of #{self.order.number}" if self.order_id else f"Fulfilment {self.pk}"
+
+    @property
+    def carrier_name(self) -> str:
+        from .carriers import CARRIERS
+
+        return CARRIERS[self.carrier].name if self.carrier in CARRIERS else self.carrier
+
+
+class FulfilmentSettings(TenantOwned):
+    """A client's fulfilment settings; a client without a row has the defaults."""
+
+    sla_hours = models.PositiveIntegerField(
+        "SLA (hours)", default=48, help_text="An order not shipped this long after it was placed is late."
+    )
+    notify_customers = models.BooleanField(
+        default=True, help_text="Ask the platform to email the customer, unless a fulfilment says otherwise."
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "fulfilment settings"
+        verbose_name_plural = "fulfilment settings"
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="fulfilmentsettings_one_per_tenant")]
+
+    def __str__(self) -> str:
+        return f"Fulfilment settings of {self.tenant}"
+
+    @classmethod
+    def of(cls, tenant) -> FulfilmentSettings:
+        """The tenant's settings, or the defaults (unsaved) when it has none."""
+        tenant_id = getattr(tenant, "pk", tenant)
+        return cls.objects.for_tenant(tenant_id).first() or cls(tenant_id=tenant_id)
+
+
+# --- Stock across channels ---
+# One figure per SKU (StockItem.on_hand) that every channel listing of the SKU is kept at: set by
+# people, taken down by sales, reconciled with the platforms' own figures under each connection's
+# conflict strategy. The logic is in commerce.stock; pushes go through commerce.pushes.
+
+
+class ConflictStrategy(models.TextChoices):
+    TIMESTAMP = "timestamp", "Newest figure wins"
+    PLATFORM_PRIORITY = "platform_priority", "The platform's figure wins"
+    HUB_PRIORITY = "hub_priority", "The hub's figure wins"
+    MANUAL = "manual", "A person decides"
+
+
+class StockItem(TenantOwned):
+    """The hub's stock figure for one SKU of a tenant, across every channel it is listed on."""
+
+    sku = models.CharField("SKU", max_length=128)
+    title = models.CharField(max_length=255, blank=True)
+    on_hand = models.IntegerField(default=0, help_text="Units available to sell on every channel.")
+    reorder_point = models.IntegerField(null=True, blank=True, help_text="Empty: the tenant's default.")
+    # Moves on with every change of on_hand: a push records the version it carried, so a push that
+    # lands after the figure changed again is followed by another.
+    version = models.PositiveBigIntegerField(default=0, editable=False)
+    # When the figure was last changed, by anyone: the `timestamp` strategy compares it with the
+    # time of a platform's figure.
+    changed_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Orders placed before the item existed are history, already in the figure it started from.
+    counted_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Set when the fall to the reorder point was announced, cleared when stock is above it again,
+    # so each fall is announced once.
+    low_since = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["sku"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "sku"], name="stockitem_one_per_sku"),
+            models.CheckConstraint(condition=models.Q(on_hand__gte=0), name="stockitem_never_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.sku
+
+
+class LinkSource(models.TextChoices):
+    AUTO = "auto", "By SKU"
+    MANUAL = "manual", "By hand"
+
+
+class PushStatus(models.TextChoices):
+    NEVER = "never", "Not pushed yet"
+    QUEUED = "queued", "Queued"
+    PUSHING = "pushing", "Pushing"
+    RETRYING = "retrying", "Will retry"
+    PUSHED = "pushed", "Pushed"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Not pushed (no platform behind it)"
+
+
+class StockListing(TenantOwned):
+    """One channel's listing of a stock item: the connection and the platform's ids for it, and
+    the state of the last push of the hub's figure to it."""
+
+    item = models.ForeignKey(StockItem, on_delete=models.CASCADE, related_name="listings")
+    connection = models.ForeignKey("integrations.Connection", on_delete=models.CASCADE, related_name="+")
+    # The synced variant the listing stands for, when there is one (its levels are the platform's figure).
+    variant = models.ForeignKey(
+        ProductVariant, null=True, blank=True, on_delete=models.SET_NULL, related_name="stock_listings"
+    )
+    product_external_id = models.CharField(max_length=128, blank=True)
+    variant_external_id = models.CharField(max_length=128, blank=True)
+    location_id = models.CharField(
+        max_length=128, blank=True, help_text="The platform's location to set; empty for its default location."
+    )
+    linked_by = models.CharField(max_length=8, choices=LinkSource.choices, default=LinkSource.AUTO)
+    # When the hub last took this platform's figure as its own: the platform's sales before then
+    # were in that figure, so their orders do not take stock down again.
+    adopted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    push_status = models.CharField(max_length=16, choices=PushStatus.choices, default=PushStatus.NEVER)
+    push_attempts = models.PositiveIntegerField(default=0)
+    push_message = models.TextField(blank=True, help_text="The platform's reason when a push failed.")
+    pushed_quantity = models.IntegerField(null=True, blank=True)
+    pushed_version = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    pushed_at = models.DateTimeField(null=True, blank=True, help_text="When a push last landed.")
+    remote_id = models.CharField(max_length=255, blank=True)
+    next_push_at = models.DateTimeField(null=True, blank=True)
+    push_locked_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["item", "connection", "pk"]
+        constraints = [
+            # A platform's variant counts towards one SKU only.
+            models.UniqueConstraint(
+                fields=["connection", "variant_external_id"],
+                condition=~models.Q(variant_external_id=""),
+                name="stocklisting_one_item_per_variant",
+            ),
+            models.UniqueConstraint(
+                fields=["item", "connection"],
+                condition=models.Q(variant_external_id=""),
+                name="stocklisting_one_sku_listing_per_connection",
+            ),
+        ]
+        indexes = [models.Index(fields=["push_status", "next_push_at"], name="stocklisting_push_due")]
+
+    def __str__(self) -> str:
+        return f"{self.item} on {self.connection}"
+
+
+class ConflictStatus(models.TextChoices):
+    OPEN = "open", "Waiting for a person"
+    ACCEPTED_HUB = "accepted_hub", "Hub's figure kept"
+    ACCEPTED_PLATFORM = "accepted_platform", "Platform's figure taken"
+    SETTLED = "settled", "Settled (the figures agree again)"
+
+
+class StockConflict(TenantOwned):
+    """A platform's figure that differs from the hub's on a connection whose strategy is `manual`."""
+
+    item = models.ForeignKey(StockItem, on_delete=models.CASCADE, related_name="conflicts")
+    listing = models.ForeignKey(StockListing, on_delete=models.CASCADE, related_name="conflicts")
+    hub_quantity = models.IntegerField()
+    platform_quantity = models.IntegerField()
+    platform_seen_at = models.DateTimeField(help_text="The time of the platform's figure.")
+    status = models.CharField(max_length=24, choices=ConflictStatus.choices, default=ConflictStatus.OPEN)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["listing"], condition=models.Q(status="open"), name="stockconflict_one_open_per_listing"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "status"], name="stockconflict_tenant_status")]
+
+    def __str__(self) -> str:
+        return f"{self.item}: hub {self.hub_quantity}, platform {self.platform_quantity}"
+
+
+class Oversell(TenantOwned):
+    """A sale the hub had no stock left for (two channels sold the last unit): for a person."""
+
+    item = models.ForeignKey(StockItem, on_delete=models.CASCADE, related_name="oversells")
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="oversells")
+    # The line by its platform id, not a foreign key: ingest deletes lines an order no longer has
+    # in one statement, which a key pointing at them would turn into a search per page.
+    line_external_id = models.CharField(max_length=128)
+    sku = models.CharField("SKU", max_length=128)
+    quantity = models.IntegerField(help_text="Units the line sold.")
+    short = models.IntegerField(help_text="Units the hub did not have for it.")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "line_external_id"], name="oversell_once_per_line"),
+        ]
+        indexes = [models.Index(fields=["tenant", "resolved_at"], name="oversell_tenant_resolved")]
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.short} short on {self.order}"
+
+
+class StockChannelSettings(TenantOwned):
+    """How one connection's stock figures meet the hub's (no row: `timestamp`)."""
+
+    connection = models.OneToOneField("integrations.Connection", on_delete=models.CASCADE, related_name="+")
+    conflict_strategy = models.CharField(
+        max_length=24, choices=ConflictStrategy.choices, default=ConflictStrategy.TIMESTAMP
+    )
+
+    class Meta:
+        verbose_name = "stock settings of a connection"
+        verbose_name_plural = "stock settings of connections"
+
+    def __str__(self) -> str:
+        return f"{self.connection}: {self.get_conflict_strategy_display()}"
+
+
+class StockAlertSettings(TenantOwned):
+    """A tenant's low-stock alerts (no row: no email)."""
+
+    tenant = models.OneToOneField("tenants.Tenant", on_delete=models.CASCADE, related_name="stock_alert_settings")
+    email_owners = models.BooleanField(
+        default=False, help_text="Email the client's owners when a SKU falls to its reorder point."
+    )
+
+    class Meta:
+        verbose_name = "low-stock alert settings"
+        verbose_name_plural = "low-stock alert settings"
+
+    def __str__(self) -> str:
+        return f"{self.tenant}: {'email owners' if self.email_owners else 'no email'}"

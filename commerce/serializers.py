@@ -8,7 +8,8 @@ from .models import Customer, InventoryLevel, Order, OrderLine, Product, Product
 class OrderLineSerializer(serializers.ModelSerializer):
     class Meta:
         model = OrderLine
-        fields = ["external_id", "sku", "title", "quantity", "unit_price", "total"]
+        # `id` is what a fulfilment names a line by (POST /orders/{id}/fulfil).
+        fields = ["id", "external_id", "sku", "title", "quantity", "unit_price", "total"]
 
 
 class OrderSerializer(serializers.ModelSerializer):

@@ -26,6 +26,7 @@ from tenants.views import tenant_required
 from . import charts
 from .metrics import channel_label, dashboard, period_for, source_figures
 from .models import FulfillmentStatus, Order, OrderStatus, ProductVariant
+from .stock_views import stock_context
 
 PERIODS = {"7": "7 days", "30": "30 days", "90": "90 days"}
 DEFAULT_PERIOD = "30"
@@ -316,4 +317,5 @@ def stock_alerts(tenant: Tenant) -> QuerySet[ProductVariant]:
 def stock(request: HttpRequest) -> HttpResponse:
     data = dashboard(request.tenant, period_for(request.tenant, DEFAULT_PERIOD))
     page = Paginator(stock_alerts(request.tenant), ORDERS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "dashboard/stock.html", {"inventory": data["inventory"], "page": page})
+    context = {"inventory": data["inventory"], "page": page, **stock_context(request)}
+    return render(request, "dashboard/stock.html", context)

@@ -209,6 +209,8 @@ SPECTACULAR_SETTINGS = {
         "ConnectionStatusEnum": "integrations.models.ConnectionStatus",
         "SyncStatusEnum": "integrations.models.SyncStatus",
         "OrderStatusEnum": "commerce.models.OrderStatus",
+        "FulfilmentPushStatusEnum": "commerce.models.FulfilmentPushStatus",
+        "FulfilmentSourceEnum": "commerce.models.FulfilmentSource",
     },
 }
 API_KEY_PREFIX = env.str("API_KEY_PREFIX", default="hub")
@@ -275,6 +277,24 @@ UPLOADS_DIR = env.path("UPLOADS_DIR", default=BASE_DIR / "var" / "uploads")
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=200 * 1024 * 1024)
 # Uploads stream to a temporary file beyond this size instead of staying in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# --- Fulfilment -----------------------------------------------------------------------------------
+# A push the platform could not take for a passing reason (429, 5xx, a timeout) is tried again after
+# FULFILMENT_RETRY_BASE_SECONDS, each later retry waiting twice as long (at most an hour), up to this
+# many attempts in all; then the fulfilment is failed, with the reason, for a person to look at.
+FULFILMENT_MAX_ATTEMPTS = env.int("FULFILMENT_MAX_ATTEMPTS", default=8)
+FULFILMENT_RETRY_BASE_SECONDS = env.int("FULFILMENT_RETRY_BASE_SECONDS", default=60)
+# The most rows one bulk fulfilment (API or CSV) may hold.
+FULFILMENT_BULK_MAX_ROWS = env.int("FULFILMENT_BULK_MAX_ROWS", default=5000)
+
+# --- Stock across channels ------------------------------------------------------------------------
+# A stock push the platform could not take for a passing reason (429, 5xx, a timeout) is tried again
+# after STOCK_PUSH_RETRY_BASE_SECONDS, each later retry waiting twice as long (at most an hour), up to
+# this many attempts in all; then the listing shows the push as failed, with the reason.
+STOCK_PUSH_MAX_ATTEMPTS = env.int("STOCK_PUSH_MAX_ATTEMPTS", default=6)
+STOCK_PUSH_RETRY_BASE_SECONDS = env.int("STOCK_PUSH_RETRY_BASE_SECONDS", default=30)
+# The most rows one stock CSV (sku,quantity) may hold.
+STOCK_CSV_MAX_ROWS = env.int("STOCK_CSV_MAX_ROWS", default=20000)
 
 # --- I18N -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -11,6 +11,10 @@ STANDING = {
     "webhooks-sweep": ("webhooks.tasks.sweep", 1),
     # Queues outbound hook deliveries whose retry is due, and ones the queue lost.
     "hooks-sweep": ("webhooks.tasks.deliver_due_hooks", 1),
+    # Queues stock pushes whose retry is due, and ones the queue lost or a dead worker held.
+    "stock-push-sweep": ("commerce.stock_push.sweep", 1),
+    # Pushes fulfilments whose retry is due, ones the queue lost, and ones a dead worker held.
+    "fulfilment-sweep": ("commerce.fulfilment.sweep", 1),
 }
 
 

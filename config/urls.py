@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from commerce.api import CustomerViewSet, InventoryViewSet, OrderViewSet, ProductViewSet
+from commerce.fulfilment_api import FulfilmentRuleViewSet, FulfilmentViewSet, fulfilment_analytics
 from integrations.api import ConnectionViewSet, PlatformViewSet, SyncRunViewSet
 from tenants import api as tenants_api
 from tenants import views as tenants_views
@@ -22,6 +23,8 @@ router.register("orders", OrderViewSet, basename="order")
 router.register("products", ProductViewSet, basename="product")
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("inventory", InventoryViewSet, basename="inventory")
+router.register("fulfillments", FulfilmentViewSet, basename="fulfillment")
+router.register("fulfillment-rules", FulfilmentRuleViewSet, basename="fulfillment-rule")
 router.register("platforms", PlatformViewSet, basename="platform")
 router.register("integrations", ConnectionViewSet, basename="integration")
 router.register("sync-runs", SyncRunViewSet, basename="sync-run")
@@ -56,6 +59,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/me", tenants_api.me, name="api-me"),
+    re_path(r"^api/v1/fulfillment/analytics/?$", fulfilment_analytics, name="api-fulfillment-analytics"),
     path("api/v1/admin/", include(admin_api_urls)),
     path("api/v1/", include("webhooks.api_urls")),
     path("api/v1/", include(router.urls)),

@@ -7,7 +7,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 from django_q.tasks import async_task
 
-from commerce.signals import records_written
+from commerce.signals import records_written, stock_low
 from integrations.errors import IntegrationError
 from integrations.models import Connection, SyncRun, SyncStatus, SyncTrigger
 from integrations.services import connection_tested
@@ -87,6 +87,12 @@ def hooks_for_records(sender, tenant_id: int, connection_id: int, stream: str, c
     if created or updated:
         created, updated = list(created), list(updated)
         transaction.on_commit(lambda: publish.records_written(tenant_id, stream, created, updated), robust=True)
+
+
+@receiver(stock_low, dispatch_uid="hooks-stock-low")
+def hooks_for_stock_low(sender, tenant_id: int, items, **kwargs) -> None:
+    items = list(items)
+    transaction.on_commit(lambda: publish.stock_low(tenant_id, items), robust=True)
 
 
 @receiver(connection_tested, dispatch_uid="hooks-connection-tested")

@@ -349,7 +349,79 @@ def test_ingesting_other_streams_takes_the_same_number_of_queries_for_few_and_ma
             ingest_customers(src, [CustomerRecord(f"C{n}") for n in range(count)])
         return len(products), len(inventory), len(customers)
 
-    assert queries_for(10) == queries_for(100)
+    # Within a savepoint, products: lock and read the stored products, upsert them returning their
+    # ids, the same for their variants and their variants' levels; inventory: read the variants'
+    # ids, lock and read the stored levels, upsert the levels; customers: lock and read, upsert.
+    # Announcing each page (records_written) costs no query: the upserts return the ids.
+    assert queries_for(10) == queries_for(100) == (8, 5, 4)
+
+
+# --- Announcing pages (records_written) -----------------------------------------------------------
+
+
+@pytest.fixture
+def announced():
+    """The records_written signals sent, as (sender, stream, created, updated) with model names."""
+    from commerce.signals import records_written
+
+    sent = []
+
+    def receive(sender, stream, created, updated, tenant_id, connection_id, **kwargs):
+        sent.append((sender.__name__, stream, sorted(created), sorted(updated), tenant_id, connection_id))
+
+    records_written.connect(receive, dispatch_uid="test-announced")
+    yield sent
+    records_written.disconnect(dispatch_uid="test-announced")
+
+
+def test_a_customers_page_announces_the_customers_it_created_and_changed(source, announced):
+    ingest_customers(source, [CustomerRecord("C1", updated_at=T0), CustomerRecord("C2", updated_at=T0)])
+    ingest_customers(source, [CustomerRecord("C1", updated_at=at(1)), CustomerRecord("C2", updated_at=at(-1))])
+    ingest_customers(source, [CustomerRecord("C3", updated_at=T0)])
+    ids = {c.external_id: c.pk for c in Customer.objects.all()}
+
+    assert announced == [
+        ("Customer", "customers", [ids["C1"], ids["C2"]], [], source.tenant_id, source.connection_id),
+        ("Customer", "customers", [], [ids["C1"]], source.tenant_id, source.connection_id),  # C2 was older
+        ("Customer", "customers", [ids["C3"]], [], source.tenant_id, source.connection_id),
+    ]
+
+
+def test_a_products_page_announces_its_products(source, announced):
+    ingest_products(source, [product("P1"), product("P2")])
+    ingest_products(source, [product("P1", updated_at=at(1)), product("P2")])  # P2 unchanged
+    ids = {p.external_id: p.pk for p in Product.objects.all()}
+
+    assert [entry[:4] for entry in announced] == [
+        ("Product", "products", [ids["P1"], ids["P2"]], []),
+        ("Product", "products", [], [ids["P1"]]),
+    ]
+
+
+def test_an_inventory_page_announces_its_levels(source, announced):
+    ingest_products(source, [product("P1", variants=1)])
+    announced.clear()
+    ingest_inventory(
+        source,
+        [
+            InventoryRecord("P1-V0@loc0", "P1-V0", 3, updated_at=at(1)),
+            InventoryRecord("P1-V0@loc9", "P1-V0", 4, location_id="loc9", updated_at=at(1)),
+            InventoryRecord("x@loc0", "unknown", 1),
+        ],
+    )
+    ids = {level.external_id: level.pk for level in InventoryLevel.objects.all()}
+
+    assert [entry[:4] for entry in announced] == [
+        ("InventoryLevel", "inventory", [ids["P1-V0@loc9"]], [ids["P1-V0@loc0"]]),
+    ]
+
+
+def test_a_page_rolled_back_announces_nothing_that_lands(source, announced, django_capture_on_commit_callbacks):
+    from commerce.models import StockItem
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(IntegrityError):
+        ingest_orders(source, [order("1001"), order("1002", refunds=[RefundRecord("R1", Decimal("1"), "USD", None)])])
+    assert callbacks == [] and not StockItem.objects.exists()
 
 
 # --- Customers, products and inventory ------------------------------------------------------------
@@ -725,3 +797,21 @@ def test_the_backfill_migration_fills_rows_stored_before_it(shop, source, monkey
 
     assert set(OrderLine.objects.values_list("external_id", "placed_at", "currency", "counted")) == expected_lines
     assert (first_order_of("alice"), first_order_of("bob")) == (at(-10), None)
+
+
+def test_new_customers_from_a_sync_reach_the_customer_created_hook(
+    source, tenant_a, django_capture_on_commit_callbacks
+):
+    from django.utils import timezone
+
+    from webhooks.models import HookDelivery, HookEvent, HookSubscription
+    from webhooks.outbound.signing import new_secret
+
+    HookSubscription.objects.create(
+        tenant=tenant_a, target_url="https://hooks.example/x", event=HookEvent.CUSTOMER_CREATED, secret=new_secret()
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest_customers(source, [CustomerRecord("C1", email="new@example.com", created_at=timezone.now())])
+
+    [delivery] = HookDelivery.objects.all()
+    assert delivery.payload["data"]["email"] == "new@example.com"

@@ -159,3 +159,15 @@ def test_ensure_superadmin_in_production_without_a_password_generates_and_prints
     assert password != settings.DEMO_PASSWORD
     assert len(password) >= 16
     assert client.login(username="hubadmin", password=password)
+
+
+def test_demo_skus_are_linked_to_stock_items_once():
+    from commerce.models import StockItem, StockListing
+
+    seed()
+    skus = set(ProductVariant.objects.exclude(sku="").values_list("tenant_id", "sku"))
+    assert set(StockItem.objects.values_list("tenant_id", "sku")) <= skus
+    assert StockItem.objects.exists() and StockListing.objects.exists()
+    before = StockItem.objects.count()
+    seed()
+    assert StockItem.objects.count() == before

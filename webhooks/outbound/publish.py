@@ -134,10 +134,20 @@ def _orders(tenant_id: int, created: list[int], updated: list[int], subscribed: 
 def _low_stock(tenant_id: int, stream: str, pks: list[int]) -> None:
     if not pks:
         return
+    # A variant linked to a SKU the hub keeps across channels is announced by that SKU's figure
+    # (`stock_low`), not by its platform's own.
     if stream == "inventory":
-        variant_ids = InventoryLevel.objects.filter(tenant_id=tenant_id, pk__in=pks).values_list("variant_id")
+        variant_ids = (
+            InventoryLevel.objects.filter(tenant_id=tenant_id, pk__in=pks)
+            .filter(variant__stock_listings__isnull=True)
+            .values_list("variant_id")
+        )
     else:
-        variant_ids = ProductVariant.objects.filter(tenant_id=tenant_id, product_id__in=pks).values_list("pk")
+        variant_ids = (
+            ProductVariant.objects.filter(tenant_id=tenant_id, product_id__in=pks)
+            .filter(stock_listings__isnull=True)
+            .values_list("pk")
+        )
     rows = list(events.stock(tenant_id, variant_ids).order_by("pk"))
     low = {row["pk"]: row for row in rows if row["available"] <= row["point"]}
     restocked = [row["pk"] for row in rows if row["pk"] not in low]
@@ -146,6 +156,20 @@ def _low_stock(tenant_id: int, stream: str, pks: list[int]) -> None:
         HookMark.objects.filter(tenant_id=tenant_id, topic=E.PRODUCT_LOW_STOCK, object_id__in=restocked).delete()
     fresh = _mark(tenant_id, E.PRODUCT_LOW_STOCK, dict.fromkeys(low, "low"))
     publish(tenant_id, E.PRODUCT_LOW_STOCK, events.low_stock(low[pk] for pk in sorted(fresh)))
+
+
+# The keys of a product.low_stock event's data, as `events.low_stock` builds them for a variant.
+LOW_STOCK_KEYS = ("variant_id", "product_id", "sku", "title", "variant_title", "available", "reorder_point")
+
+
+def stock_low(tenant_id: int, items: list[dict]) -> None:
+    """SKUs whose hub figure fell to their reorder point (commerce.signals.stock_low: commerce marks
+    each fall, so each is announced once), as product.low_stock events with the SKU's stock item."""
+    if items and E.PRODUCT_LOW_STOCK in subscribed_events(tenant_id):
+        data = [
+            {**{key: item[key] for key in LOW_STOCK_KEYS}, "stock_item_id": item["stock_item_id"]} for item in items
+        ]
+        publish(tenant_id, E.PRODUCT_LOW_STOCK, data)
 
 
 def _mark(tenant_id: int, topic: str, states: dict[int, str]) -> set[int]:

@@ -12,9 +12,11 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from io import StringIO
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -163,6 +165,8 @@ class Command(BaseCommand):
         for shop in SHOPS:
             with transaction.atomic():
                 tenant, owner = self.seed_shop(shop, password)
+            # The demo writes rows directly, without ingest's signals: link its SKUs to stock items.
+            call_command("link_stock", tenant=tenant.slug, stdout=StringIO())
             orders = Order.objects.for_tenant(tenant).count()
             self.stdout.write(f"{tenant.name}: {orders} orders; client login {owner.username} / {password}")
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))

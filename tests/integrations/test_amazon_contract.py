@@ -25,10 +25,8 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -46,6 +44,7 @@ from integrations.connectors.base import Failed
 from integrations.errors import BadResponse
 from integrations.http import HttpClient
 from tests.conftest import PRISM, _unavailable
+from tests.prism import free_port, wait_until_answering
 
 pytestmark = pytest.mark.django_db
 
@@ -61,16 +60,9 @@ MODELS = {
 }
 LWA_EXAMPLE_TOKEN = "Atza|IwEBIExample"  # the LWA description's example answer
 PAGE_TOKENS = {"paginationToken", "nextToken", "NextToken"}
-STARTUP = 60.0
 UNSHIPPED = "114-9876543-1234567"  # getOrder's documented unshipped, seller-fulfilled order
 ANSWERS = {f"/orders/2026-01-01/orders/{UNSHIPPED}": "get_order_unshipped.json"}
 CONFIRM = f"/orders/v0/orders/{UNSHIPPED}/shipmentConfirmation"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -136,21 +128,6 @@ def _without_page_token(content: bytes) -> bytes:
     return json.dumps(data).encode()
 
 
-def _wait_until_answering(port: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + STARTUP
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Prism exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers (404 for a path no model has)
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"Prism did not answer on port {port} within {STARTUP:.0f} s")
-
-
 @pytest.fixture(scope="session")
 def prism_router():
     if not PRISM.exists():
@@ -165,7 +142,7 @@ def prism_router():
             command = [str(PRISM), "mock", str(SPECS / model), "--port", str(ports[prefix]), "--errors"]
             processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for process, port in zip(processes, ports.values(), strict=True):
-            _wait_until_answering(port, process)
+            wait_until_answering(port, process)
         router = Router(ports)
 
         class Handler(BaseHTTPRequestHandler):

@@ -25,10 +25,8 @@ import copy
 import itertools
 import json
 import re
-import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ from integrations.connectors.ebay_streams import param_time
 from integrations.errors import AuthError, BadResponse
 from integrations.http import HttpClient
 from tests.conftest import PRISM, _unavailable
+from tests.prism import free_port, wait_until_answering
 
 pytestmark = pytest.mark.django_db
 
@@ -71,13 +70,6 @@ ORDER_PATH = re.compile(r"/sell/fulfillment/v1/order/[^/]+")
 FULFILMENTS_PATH = re.compile(r"/sell/fulfillment/v1/order/[^/]+/shipping_fulfillment")
 BULK_PATH = "/sell/inventory/v1/bulk_update_price_quantity"
 TOKEN_EXAMPLE = "v^1.1#i^1#p^3#r^1#I^3#f^0#t^Example"  # the token description's example answer
-STARTUP = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -154,21 +146,6 @@ class Router:
         handler.wfile.write(content)
 
 
-def _wait_until_answering(port: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + STARTUP
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Prism exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers (404 for a path no description has)
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"Prism did not answer on port {port} within {STARTUP:.0f} s")
-
-
 @pytest.fixture(scope="session")
 def prism_router():
     if not PRISM.exists():
@@ -183,7 +160,7 @@ def prism_router():
             command = [str(PRISM), "mock", str(SPECS / model), "--port", str(ports[prefix]), "--errors"]
             processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for process, port in zip(processes, ports.values(), strict=True):
-            _wait_until_answering(port, process)
+            wait_until_answering(port, process)
         router = Router(ports)
 
         class Handler(BaseHTTPRequestHandler):

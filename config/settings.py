@@ -211,6 +211,9 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "commerce.models.OrderStatus",
         "FulfilmentPushStatusEnum": "commerce.models.FulfilmentPushStatus",
         "FulfilmentSourceEnum": "commerce.models.FulfilmentSource",
+        "PaymentStatusEnum": "payments.gateways.base.PaymentStatus",
+        "RefundStatusEnum": "payments.gateways.base.RefundStatus",
+        "RefundSourceEnum": "payments.models.RefundSource",
     },
 }
 API_KEY_PREFIX = env.str("API_KEY_PREFIX", default="hub")
@@ -295,6 +298,13 @@ STOCK_PUSH_MAX_ATTEMPTS = env.int("STOCK_PUSH_MAX_ATTEMPTS", default=6)
 STOCK_PUSH_RETRY_BASE_SECONDS = env.int("STOCK_PUSH_RETRY_BASE_SECONDS", default=30)
 # The most rows one stock CSV (sku,quantity) may hold.
 STOCK_CSV_MAX_ROWS = env.int("STOCK_CSV_MAX_ROWS", default=20000)
+
+# --- Payments -------------------------------------------------------------------------------------
+# A charge, capture or refund the gateway did not answer (timeout, 5xx, 429) is sent again with the
+# same idempotency key, up to this many attempts in all, waiting PAYMENTS_RETRY_DELAY_SECONDS before
+# the second and twice as long before each later one (the caller waits: keep both small).
+PAYMENTS_MAX_ATTEMPTS = env.int("PAYMENTS_MAX_ATTEMPTS", default=3)
+PAYMENTS_RETRY_DELAY_SECONDS = env.float("PAYMENTS_RETRY_DELAY_SECONDS", default=1.0)
 
 # --- I18N -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

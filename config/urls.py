@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 from commerce.api import CustomerViewSet, InventoryViewSet, OrderViewSet, ProductViewSet
 from commerce.fulfilment_api import FulfilmentRuleViewSet, FulfilmentViewSet, fulfilment_analytics
 from integrations.api import ConnectionViewSet, PlatformViewSet, SyncRunViewSet
+from payments.api import PaymentViewSet
 from tenants import api as tenants_api
 from tenants import views as tenants_views
 from tenants.forms import ThrottledAuthenticationForm
@@ -28,6 +29,7 @@ router.register("fulfillment-rules", FulfilmentRuleViewSet, basename="fulfillmen
 router.register("platforms", PlatformViewSet, basename="platform")
 router.register("integrations", ConnectionViewSet, basename="integration")
 router.register("sync-runs", SyncRunViewSet, basename="sync-run")
+router.register("payments", PaymentViewSet, basename="payment")
 router.register("api-keys", tenants_api.ApiKeyViewSet, basename="api-key")
 
 # The admin API for superadmins (config/admin_api.py); optional trailing slash, like the router's.

@@ -29,6 +29,7 @@ from .models import (
     SyncTrigger,
 )
 from .oauth.providers import PROVIDERS
+from .platforms import CATALOGUE
 from .services import connection_stats, request_sync, test_connection
 
 STATUS_COLOURS = {
@@ -319,6 +320,13 @@ class ConnectionAdmin(admin.ModelAdmin):
                 f"{connection.get_platform_display()} cannot be synced yet: it has no connector.",
                 messages.ERROR,
             )
+        elif not connection.spec.streams:
+            self.message_user(
+                request,
+                f"{connection.get_platform_display()} connections have nothing to sync (a payment gateway is "
+                "only tested).",
+                messages.WARNING,
+            )
         else:
             run = request_sync(connection, full=full, trigger=SyncTrigger.MANUAL, request=request)
             self.message_user(
@@ -369,13 +377,14 @@ class ConnectionAdmin(admin.ModelAdmin):
     @admin.action(description="Sync now")
     def sync_selected(self, request: HttpRequest, queryset) -> None:
         queued = 0
-        for connection in queryset.filter(enabled=True, platform__in=CONNECTORS).select_related("tenant"):
+        syncable = [platform for platform in CONNECTORS if CATALOGUE[platform].streams]
+        for connection in queryset.filter(enabled=True, platform__in=syncable).select_related("tenant"):
             request_sync(connection, trigger=SyncTrigger.MANUAL, request=request)
             queued += 1
-        skipped = queryset.exclude(enabled=True, platform__in=CONNECTORS).count()
+        skipped = queryset.exclude(enabled=True, platform__in=syncable).count()
         text = f"{queued} sync(s) queued."
         if skipped:
-            text += f" {skipped} disabled or not yet syncable connection(s) skipped."
+            text += f" {skipped} disabled, not yet syncable or nothing-to-sync connection(s) skipped."
         self.message_user(request, text, messages.SUCCESS)
 
 

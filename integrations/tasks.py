@@ -62,7 +62,15 @@ def update_schedule(connection: Connection) -> None:
     """Keep the connection's django-q2 schedule in step with its frequency, enabled flag and status."""
     name = schedule_name(connection)
     seconds = connection.frequency_seconds
-    if not connection.enabled or seconds is None or connection.is_demo or connection.status not in SCHEDULED_STATUSES:
+    # A connection with nothing to sync (a payment gateway) is never scheduled, however it tests.
+    nothing_to_sync = not connection.spec.streams
+    if (
+        not connection.enabled
+        or seconds is None
+        or connection.is_demo
+        or nothing_to_sync
+        or connection.status not in SCHEDULED_STATUSES
+    ):
         Schedule.objects.filter(name=name).delete()
         return
     minutes = max(1, seconds // 60)

@@ -16,6 +16,8 @@ def request_sync(event: WebhookEvent) -> str:
     connection = event.connection
     if connection.platform not in CONNECTORS:
         raise Unprocessable(f"{connection.get_platform_display()} connections cannot be synced yet.")
+    if not connection.spec.streams:
+        raise Unprocessable(f"{connection.get_platform_display()} connections have nothing to sync.")
     data = event.data if isinstance(event.data, dict) else {}
     streams = data.get("streams") or None
     known = set(connection.spec.streams)

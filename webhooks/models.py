@@ -21,6 +21,7 @@ class Provider(models.TextChoices):
     STRIPE = "stripe", "Stripe"
     PAYPAL = "paypal", "PayPal"
     SQUARE = "square", "Square"
+    AUTHORIZE_NET = "authorize_net", "Authorize.Net"
     TWILIO = "twilio", "Twilio"
     SENDGRID = "sendgrid", "SendGrid"
     EBAY = "ebay", "eBay"

@@ -41,10 +41,11 @@ CLAIMABLE = (EventStatus.RECEIVED, EventStatus.RETRYING)
 def handlers() -> dict[tuple[str, str], Handler]:
     """Every app's handlers, by (provider, topic). Plain dicts, merged here."""
     from integrations.webhook_handlers import HANDLERS as commerce
+    from payments.webhook_handlers import HANDLERS as payments
 
     from .generic_handlers import HANDLERS as generic
 
-    return {**commerce, **generic}
+    return {**commerce, **payments, **generic}
 
 
 def process(event_pk: int) -> str:

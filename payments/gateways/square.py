@@ -67,7 +67,13 @@ class SquareGateway(Gateway):
             body["buyer_email_address"] = request.customer
         elif request.customer:
             body["customer_id"] = request.customer
-        reference = request.metadata.get("reference_id") or request.metadata.get("order_id")
+        # The hub's payment id when it has one: Square echoes reference_id in its webhooks, which is
+        # how an event finds a payment whose answer was lost (payments.webhook_events).
+        reference = (
+            request.metadata.get("reference_id")
+            or request.metadata.get("hub_payment_id")
+            or request.metadata.get("order_id")
+        )
         if reference:
             body["reference_id"] = str(reference)[:40]
         if request.description:

@@ -296,7 +296,7 @@ def test_a_private_base_url_is_refused(admin_client):
 def test_a_platform_without_a_connector_is_not_testable(admin_client):
     response = admin_client.post(
         "/api/v1/admin/credentials/test",
-        {"platform": "stripe", "credentials": {"secret_key": "sk_test_123", "webhook_secret": "whsec_1"}},
+        {"platform": "hubspot", "credentials": {"access_token": "pat-na1-0123"}},
         format="json",
     )
     assert response.json()["ok"] is False

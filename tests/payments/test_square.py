@@ -234,6 +234,12 @@ def test_a_charge_sends_the_card_token_the_amount_in_cents_and_the_key(gateway, 
     assert payment.extra["receipt_url"].startswith("https://squareup.com/receipt/")
 
 
+def test_the_hubs_payment_id_is_the_reference_square_echoes_in_its_webhooks(gateway, square):
+    hub_id = "3f1c2d4e-5b6a-4c7d-8e9f-0a1b2c3d4e5f"
+    gateway.charge(charge(metadata={"hub_payment_id": hub_id, "order_id": "1042"}))
+    assert square.sent("POST", "/v2/payments")[0]["reference_id"] == hub_id
+
+
 def test_the_answer_kept_holds_no_card_number_expiry_or_fingerprint(gateway, square):
     payment = gateway.charge(charge())
     assert payment.raw["card_details"]["card"] == {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .authorize_net import AuthorizeNetReceiver
 from .base import Receiver
 from .ebay import EbayReceiver
 from .generic import GenericReceiver
@@ -22,6 +23,7 @@ RECEIVERS: dict[str, Receiver] = {
         StripeReceiver(),
         PayPalReceiver(),
         SquareReceiver(),
+        AuthorizeNetReceiver(),
         TwilioReceiver(),
         SendGridReceiver(),
         EbayReceiver(),
@@ -37,6 +39,7 @@ PROVIDER_PLATFORMS: dict[str, str] = {
     "stripe": "stripe",
     "paypal": "paypal",
     "square": "square",
+    "authorize_net": "authorize_net",
     "twilio": "twilio",
     "sendgrid": "sendgrid",
     "ebay": "ebay",

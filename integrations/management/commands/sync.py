@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from integrations.connectors import CONNECTORS
 from integrations.models import Connection, SyncRun, SyncStatus, SyncTrigger
+from integrations.platforms import CATALOGUE
 from integrations.sync import create_run, run_sync
 from tenants import audit
 
@@ -31,7 +32,8 @@ class Command(BaseCommand):
             connections = connections.filter(pk=connection)
         if platform:
             connections = connections.filter(platform=platform)
-        connections = connections.filter(platform__in=CONNECTORS)
+        # Platforms with a connector and something to sync (payment gateways are only tested).
+        connections = connections.filter(platform__in=[p for p in CONNECTORS if CATALOGUE[p].streams])
         if not connections.exists():
             raise CommandError("No enabled connection matches.")
         failures = 0

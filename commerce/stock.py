@@ -137,10 +137,11 @@ def set_many(tenant: Tenant, quantities: dict[str, int], *, via: str, request=No
 def queue_pushes(listings: QuerySet[StockListing]) -> list[int]:
     """Queue a push of the hub's current figure to each of these listings, as a task each once the
     change commits. A listing being pushed right now is left to its task, which pushes again when
-    the figure changed under it. Listings with no platform behind them are skipped."""
-    rows = list(listings.values_list("pk", "connection__platform"))
-    ids = [pk for pk, platform in rows if platform != MANUAL_PLATFORM]
-    skipped = [pk for pk, platform in rows if platform == MANUAL_PLATFORM]
+    the figure changed under it. Listings with no platform behind them (manual uploads, the demo's
+    made-up shops) are skipped."""
+    rows = list(listings.values_list("pk", "connection__platform", "connection__is_demo"))
+    ids = [pk for pk, platform, demo in rows if platform != MANUAL_PLATFORM and not demo]
+    skipped = [pk for pk, platform, demo in rows if platform == MANUAL_PLATFORM or demo]
     if skipped:
         StockListing.objects.filter(pk__in=skipped).update(push_status=PushStatus.SKIPPED)
     if not ids:

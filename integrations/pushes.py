@@ -26,7 +26,7 @@ class ConnectorPusher:
 
     def carriers(self, tenant_id: int, connection_id: int) -> list[str]:
         connection = Connection.objects.for_tenant(tenant_id).filter(pk=connection_id).first()
-        if connection is None or connection.platform not in CONNECTORS:
+        if connection is None or connection.is_demo or connection.platform not in CONNECTORS:
             return []
         return list(get_connector(connection).carrier_names)
 
@@ -36,6 +36,8 @@ class ConnectorPusher:
             return PushResult(ok=False, message="The connection no longer exists.")
         if not connection.enabled:
             return PushResult(ok=False, message=f"The connection “{connection.name}” is disabled.")
+        if connection.is_demo:
+            return PushResult(ok=False, message="This is a demo connection: nothing is sent to a platform.")
         try:
             remote_id = call(get_connector(connection))
         except IntegrationError as error:

@@ -171,3 +171,13 @@ def test_demo_skus_are_linked_to_stock_items_once():
     before = StockItem.objects.count()
     seed()
     assert StockItem.objects.count() == before
+
+
+def test_the_demo_queues_no_pushes_to_its_made_up_shops():
+    from django_q.models import OrmQ
+
+    from commerce.models import PushStatus, StockListing
+
+    seed()
+    assert not [q for q in OrmQ.objects.all() if q.task["func"].startswith("commerce.stock_push")]
+    assert set(StockListing.objects.values_list("push_status", flat=True)) <= {PushStatus.SKIPPED, PushStatus.NEVER}

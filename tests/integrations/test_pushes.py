@@ -84,3 +84,12 @@ def test_a_carrier_the_platform_does_not_accept_is_refused_with_its_list(shop, m
         connector.platform_carrier("royal_mail")
     assert "Accepted: UPS, USPS." in str(refused.value)
     assert pushes.pusher().carriers(shop.tenant_id, shop.pk) == ["ups", "usps"]
+
+
+def test_a_demo_connection_is_never_pushed_to_and_takes_no_carriers(shop, monkeypatch):
+    shop.is_demo = True
+    shop.save()
+    monkeypatch.setattr(ShopifyConnector, "fulfil", lambda self, push: pytest.fail("pushed to a demo shop"))
+    result = pushes.pusher().fulfil(push_to(shop))
+    assert not result.ok and not result.retryable and "demo connection" in result.message
+    assert pushes.pusher().carriers(shop.tenant_id, shop.pk) == []

@@ -2,6 +2,15 @@ from django.apps import AppConfig
 
 
 class CampaignsConfig(AppConfig):
-    """Email and SMS campaigns to customer segments (see docs/architecture.md)."""
+    """Email and SMS campaigns to customer segments, and one-off messages (see docs/messaging.md)."""
 
     name = "campaigns"
+
+    def ready(self) -> None:
+        from integrations.connectors import CONNECTORS
+
+        from .providers import PROVIDERS
+
+        # Messaging connections are tested through integrations' registry like every connection.
+        for platform in PROVIDERS:
+            CONNECTORS.setdefault(platform, "campaigns.providers.connector.ProviderConnector")

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from campaigns.api import MessageViewSet
 from commerce.api import CustomerViewSet, InventoryViewSet, OrderViewSet, ProductViewSet
 from commerce.fulfilment_api import FulfilmentRuleViewSet, FulfilmentViewSet, fulfilment_analytics
 from integrations.api import ConnectionViewSet, PlatformViewSet, SyncRunViewSet
@@ -30,6 +31,7 @@ router.register("platforms", PlatformViewSet, basename="platform")
 router.register("integrations", ConnectionViewSet, basename="integration")
 router.register("sync-runs", SyncRunViewSet, basename="sync-run")
 router.register("payments", PaymentViewSet, basename="payment")
+router.register("messages", MessageViewSet, basename="message")
 router.register("api-keys", tenants_api.ApiKeyViewSet, basename="api-key")
 
 # The admin API for superadmins (config/admin_api.py); optional trailing slash, like the router's.
@@ -62,6 +64,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/me", tenants_api.me, name="api-me"),
     re_path(r"^api/v1/fulfillment/analytics/?$", fulfilment_analytics, name="api-fulfillment-analytics"),
+    re_path(r"^api/v1/sms/send/?$", MessageViewSet.as_view({"post": "send_sms"}), name="api-sms-send"),
+    re_path(r"^api/v1/email/send/?$", MessageViewSet.as_view({"post": "send_email"}), name="api-email-send"),
     path("api/v1/admin/", include(admin_api_urls)),
     path("api/v1/", include("webhooks.api_urls")),
     path("api/v1/", include(router.urls)),

@@ -40,12 +40,13 @@ CLAIMABLE = (EventStatus.RECEIVED, EventStatus.RETRYING)
 @cache
 def handlers() -> dict[tuple[str, str], Handler]:
     """Every app's handlers, by (provider, topic). Plain dicts, merged here."""
+    from campaigns.webhook_handlers import HANDLERS as messages
     from integrations.webhook_handlers import HANDLERS as commerce
     from payments.webhook_handlers import HANDLERS as payments
 
     from .generic_handlers import HANDLERS as generic
 
-    return {**commerce, **payments, **generic}
+    return {**commerce, **payments, **messages, **generic}
 
 
 def process(event_pk: int) -> str:

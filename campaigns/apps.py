@@ -9,6 +9,7 @@ class CampaignsConfig(AppConfig):
     def ready(self) -> None:
         from integrations.connectors import CONNECTORS
 
+        from . import shipping_notices  # noqa: F401  (connect the receiver)
         from .providers import PROVIDERS
 
         # Messaging connections are tested through integrations' registry like every connection.

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 import requests
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -259,7 +260,14 @@ def status_callback(connection: Connection) -> str:
 
 
 def send_sms(
-    tenant: Tenant, connection: Connection, to: str, body: str, priority: str = Priority.NORMAL, *, request=None
+    tenant: Tenant,
+    connection: Connection,
+    to: str,
+    body: str,
+    priority: str = Priority.NORMAL,
+    *,
+    request=None,
+    purpose: str = "",
 ) -> Message:
     to = check_phone(to)
     body = str(body or "")
@@ -269,9 +277,11 @@ def send_sms(
         raise MessageError(f"An SMS holds at most {SMS_MAX_CHARS} characters.", field="body")
     priority = check_priority(priority)
     _check_connection(tenant, connection, Channel.SMS)
-    message = Message.objects.create(
-        tenant=tenant, connection=connection, channel=Channel.SMS, to=to, body=body, priority=priority
+    message, created = _store(
+        purpose, tenant=tenant, connection=connection, channel=Channel.SMS, to=to, body=body, priority=priority
     )
+    if not created:
+        return message
     sms = SmsMessage(to=to, body=body, reference=str(message.uuid), status_callback=status_callback(connection))
     return _send(message, lambda provider: provider.send_sms(sms), request=request)
 
@@ -286,6 +296,7 @@ def send_email(
     priority: str = Priority.NORMAL,
     *,
     request=None,
+    purpose: str = "",
 ) -> Message:
     to = check_email(to)
     subject = " ".join(str(subject or "").split())
@@ -300,7 +311,8 @@ def send_email(
         text = text_alternative(html)
     priority = check_priority(priority)
     _check_connection(tenant, connection, Channel.EMAIL)
-    message = Message.objects.create(
+    message, created = _store(
+        purpose,
         tenant=tenant,
         connection=connection,
         channel=Channel.EMAIL,
@@ -310,8 +322,22 @@ def send_email(
         html=html,
         priority=priority,
     )
+    if not created:
+        return message
     email = EmailMessage(to=to, subject=subject, html=html, text=text, reference=str(message.uuid))
     return _send(message, lambda provider: provider.send_email(email), request=request)
+
+
+def _store(purpose: str, **fields) -> tuple[Message, bool]:
+    """The new message, stored before the provider is asked; with a `purpose` (what the message is
+    for, e.g. one fulfilment's shipping notice), the one already stored for it, never a second."""
+    if not purpose:
+        return Message.objects.create(**fields), True
+    try:
+        with transaction.atomic():
+            return Message.objects.create(purpose=purpose, **fields), True
+    except IntegrityError:
+        return Message.objects.for_tenant(fields["tenant"]).get(purpose=purpose), False
 
 
 def _send(message: Message, call, *, request=None) -> Message:

@@ -54,6 +54,11 @@ class Message(TenantOwned):
     opens = models.PositiveIntegerField(default=0)
     clicks = models.PositiveIntegerField(default=0)
     raw = models.JSONField(default=dict, blank=True, help_text="The provider's last answer or event.")
+    purpose = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="What the hub sent it for (e.g. fulfilment:12, a shipping notice): one message per purpose.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -64,6 +69,11 @@ class Message(TenantOwned):
             models.Index(fields=["tenant", "status", "-created_at"], name="message_tenant_status"),
             models.Index(fields=["tenant", "channel", "-created_at"], name="message_tenant_channel"),
             models.Index(fields=["connection", "provider_id"], name="message_connection_provider_id"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "purpose"], condition=~models.Q(purpose=""), name="message_once_per_purpose"
+            )
         ]
 
     def __str__(self) -> str:

@@ -34,13 +34,14 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from . import carriers, metrics, pushes
+from . import carriers, metrics, pushes, signals
 from .models import (
     FulfillmentStatus,
     Fulfilment,
     FulfilmentRule,
     FulfilmentSettings,
     FulfilmentSource,
+    NotifyVia,
     Order,
     OrderLine,
     OrderStatus,
@@ -325,9 +326,14 @@ def push_request(fulfilment: Fulfilment) -> pushes.FulfilmentPush:
         carrier=fulfilment.carrier,
         lines=lines,
         tracking_url=fulfilment.tracking_url,
-        notify_customer=fulfilment.notify_customer,
+        # When the hub tells the customer itself, the platform must not email them as well.
+        notify_customer=fulfilment.notify_customer and not _hub_notifies(fulfilment.tenant_id),
         reference=str(fulfilment.pk),
     )
+
+
+def _hub_notifies(tenant_id: int) -> bool:
+    return FulfilmentSettings.of(tenant_id).notify_via == NotifyVia.HUB
 
 
 def record(fulfilment: Fulfilment, result: pushes.PushResult) -> str:
@@ -337,6 +343,13 @@ def record(fulfilment: Fulfilment, result: pushes.PushResult) -> str:
         with transaction.atomic():
             if _finish(fulfilment, Status.PUSHED, remote_id=result.remote_id):
                 order_shipped(fulfilment.order_id)
+                if fulfilment.notify_customer and _hub_notifies(fulfilment.tenant_id):
+                    tenant_id = fulfilment.tenant_id
+                    transaction.on_commit(
+                        lambda: signals.fulfilment_shipped.send(
+                            sender=Fulfilment, tenant_id=tenant_id, fulfilment_id=pk
+                        )
+                    )
         return f"{pk}: pushed {result.remote_id}"
     message = result.message or "The platform refused the fulfilment and gave no reason."
     if not result.retryable:

@@ -53,7 +53,7 @@ def age(since, now=None) -> str:
 class SettingsForm(forms.ModelForm):
     class Meta:
         model = FulfilmentSettings
-        fields = ["sla_hours", "notify_customers"]
+        fields = ["sla_hours", "notify_customers", "notify_via"]
         widgets = {"sla_hours": forms.NumberInput(attrs={"min": 1, "max": 8760})}
 
     def clean_sla_hours(self) -> int:

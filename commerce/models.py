@@ -562,6 +562,11 @@ class Fulfilment(TenantOwned):
         return CARRIERS[self.carrier].name if self.carrier in CARRIERS else self.carrier
 
 
+class NotifyVia(models.TextChoices):
+    PLATFORM = "platform", "The platform's own shipping email"
+    HUB = "hub", "The hub, through your messaging connection"
+
+
 class FulfilmentSettings(TenantOwned):
     """A client's fulfilment settings; a client without a row has the defaults."""
 
@@ -569,7 +574,15 @@ class FulfilmentSettings(TenantOwned):
         "SLA (hours)", default=48, help_text="An order not shipped this long after it was placed is late."
     )
     notify_customers = models.BooleanField(
-        default=True, help_text="Ask the platform to email the customer, unless a fulfilment says otherwise."
+        default=True, help_text="Tell the customer when an order ships, unless a fulfilment says otherwise."
+    )
+    notify_via = models.CharField(
+        "tell customers through",
+        max_length=16,
+        choices=NotifyVia.choices,
+        default=NotifyVia.PLATFORM,
+        help_text="The platform's own shipping email, or the hub through your messaging connection (SendGrid email, "
+        "else Twilio SMS) with the tracking link.",
     )
     updated_at = models.DateTimeField(default=timezone.now)
 

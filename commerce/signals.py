@@ -27,3 +27,9 @@ records_written = Signal()
 #       "reorder_point", "variant_id", "product_id", "variant_title"} (the variant and product of
 #       its first linked listing, or None)
 stock_low = Signal()
+
+
+# Sent after a fulfilment's push landed and committed, when the client has the hub (not the
+# platform) tell customers (FulfilmentSettings.notify_via). Keyword arguments: tenant_id: int,
+# fulfilment_id: int. The campaigns app sends the shipping notice.
+fulfilment_shipped = Signal()

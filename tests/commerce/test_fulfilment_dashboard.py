@@ -197,10 +197,10 @@ def test_the_figures_panel(owner, platform, order, shop):
 
 
 def test_owners_change_the_settings_and_editors_cannot(owner, client, make_member, tenant_a, platform):
-    response = owner.post("/dashboard/fulfilment/settings/", {"sla_hours": "24"})
+    response = owner.post("/dashboard/fulfilment/settings/", {"sla_hours": "24", "notify_via": "hub"})
     assert response.status_code == 302
     settings_row = FulfilmentSettings.objects.get(tenant=tenant_a)
-    assert (settings_row.sla_hours, settings_row.notify_customers) == (24, False)
+    assert (settings_row.sla_hours, settings_row.notify_customers, settings_row.notify_via) == (24, False, "hub")
     client.force_login(make_member(tenant_a, Role.EDITOR, username="editor"))
     assert client.post("/dashboard/fulfilment/settings/", {"sla_hours": "1"}).status_code == 403
 

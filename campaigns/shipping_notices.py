@@ -34,6 +34,14 @@ def queue_notice(sender, tenant_id: int, fulfilment_id: int, **kwargs) -> None:
 
 
 def send_notice(fulfilment_id: int) -> str:
+    try:
+        return _send_notice(fulfilment_id)
+    except messaging.MessageError as problem:  # an address or number the providers would refuse
+        logger.warning("Fulfilment %s: shipping notice not sent: %s", fulfilment_id, problem)
+        return f"not sent: {problem}"
+
+
+def _send_notice(fulfilment_id: int) -> str:
     fulfilment = (
         Fulfilment.objects.select_related("order", "order__customer", "tenant").filter(pk=fulfilment_id).first()
     )

@@ -126,3 +126,14 @@ def test_no_notice_when_the_fulfilment_says_not_to(
     run_queued()
     assert office.emails == [] and not OrmQ.objects.exists()
     assert not Message.objects.exists()
+
+
+def test_a_phone_number_the_providers_would_refuse_is_reported_not_raised(
+    order, platform, twilio_a, office, django_capture_on_commit_callbacks
+):
+    customer = Customer.objects.create(tenant=order.tenant, connection=order.connection, external_id="c1", phone="12")
+    order.email, order.customer = "", customer
+    order.save()
+    hub_tells_customers(order.tenant)
+    _, done = ship(order, django_capture_on_commit_callbacks)
+    assert done[-1].startswith("not sent:") and office.sms == []

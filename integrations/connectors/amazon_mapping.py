@@ -18,7 +18,7 @@ marketplace (`_hub.marketplace`), and a product's summaries of its SKUs (`_hub.s
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from commerce.models import FinancialStatus, FulfillmentStatus, OrderStatus
@@ -33,6 +33,9 @@ from commerce.records import (
 )
 
 from .amazon_config import MARKETPLACES
+from .values import amount as money
+from .values import iso_time as time_of
+from .values import required_time
 
 HUB = "_hub"
 ZERO = Decimal("0")
@@ -261,29 +264,6 @@ def product_payloads(summaries: list[Any], marketplace: str) -> list[Any]:
 
 
 # --- Values ---------------------------------------------------------------------------------------
-
-
-def money(value: Any) -> Decimal:
-    if value in (None, ""):
-        return ZERO
-    try:
-        return Decimal(str(value))
-    except InvalidOperation as exc:
-        raise ValueError(f"“{value}” is not an amount") from exc
-
-
-def time_of(value: Any) -> datetime | None:
-    if not value:
-        return None
-    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def required_time(payload: dict[str, Any], key: str) -> datetime:
-    moment = time_of(payload.get(key))
-    if moment is None:
-        raise ValueError(f"the order has no {key}")
-    return moment
 
 
 def iso(moment: datetime) -> str:

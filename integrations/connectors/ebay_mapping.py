@@ -16,8 +16,7 @@ a quarantined payload maps again on its own.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from commerce.models import FinancialStatus, FulfillmentStatus, OrderStatus
@@ -30,6 +29,10 @@ from commerce.records import (
     RefundRecord,
     VariantRecord,
 )
+
+from . import values
+from .values import iso_time as time_of
+from .values import required_time
 
 HUB = "_hub"
 ZERO = Decimal("0")
@@ -234,29 +237,9 @@ def product_payloads(items: list[Any]) -> list[Any]:
 # --- Values ---------------------------------------------------------------------------------------
 
 
-def money(amount: Any) -> Decimal:
+def money(value: Any) -> Decimal:
     """An eBay `Amount` ({"value": "12.34", "currency": "USD"}) as a Decimal; zero when absent."""
-    value = amount.get("value") if isinstance(amount, dict) else amount
-    if value in (None, ""):
-        return ZERO
-    try:
-        return Decimal(str(value))
-    except InvalidOperation as exc:
-        raise ValueError(f"“{value}” is not an amount") from exc
-
-
-def time_of(value: Any) -> datetime | None:
-    if not value:
-        return None
-    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def required_time(payload: dict[str, Any], key: str) -> datetime:
-    moment = time_of(payload.get(key))
-    if moment is None:
-        raise ValueError(f"the order has no {key}")
-    return moment
+    return values.amount(value.get("value") if isinstance(value, dict) else value)
 
 
 def without_hub(payload: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ one row with one set of values:
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from commerce.models import FinancialStatus, FulfillmentStatus
@@ -31,6 +31,7 @@ from commerce.records import (
     VariantRecord,
 )
 
+from . import values
 from .shopify_mapping import FINANCIAL, FULFILLMENT, parse_datetime, required_datetime
 from .shopify_mapping import order_status as graphql_order_status
 
@@ -66,16 +67,7 @@ def gid_of(payload: dict[str, Any], kind: str) -> str:
     return gid(kind, payload.get("id"))
 
 
-def decimal(value: Any) -> Decimal:
-    if value is None or value == "":
-        return Decimal("0")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise ValueError(f"{value!r} is not an amount.") from exc
-    if not amount.is_finite():
-        raise ValueError(f"{value!r} is not an amount.")
-    return amount
+decimal = values.amount
 
 
 def money(bag: dict[str, Any] | None, plain: Any = None) -> tuple[Decimal, str]:

@@ -12,8 +12,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from commerce.models import FinancialStatus, FulfillmentStatus, OrderStatus
@@ -25,6 +25,9 @@ from commerce.records import (
     ProductRecord,
     VariantRecord,
 )
+
+from .values import amount as money
+from .values import required_time, unix_time
 
 ZERO = Decimal("0")
 
@@ -78,7 +81,7 @@ def map_order(payload: dict[str, Any]) -> OrderRecord:
         external_id=str(payload["id"]),
         number=str(payload["id"]),
         currency=currency,
-        placed_at=required_time(payload, "create_time"),
+        placed_at=required_time(payload, "create_time", unix_time),
         updated_at=unix_time(payload.get("update_time")),
         status=status,
         financial_status=financial,
@@ -179,25 +182,3 @@ def map_stock(sku_id: str, level: dict[str, Any]) -> InventoryRecord:
 
 
 # --- Values ---------------------------------------------------------------------------------------
-
-
-def money(value: Any) -> Decimal:
-    if value in (None, ""):
-        return ZERO
-    try:
-        return Decimal(str(value))
-    except InvalidOperation as exc:
-        raise ValueError(f"“{value}” is not an amount") from exc
-
-
-def unix_time(value: Any) -> datetime | None:
-    if value in (None, "", 0):
-        return None
-    return datetime.fromtimestamp(int(value), UTC)
-
-
-def required_time(payload: dict[str, Any], key: str) -> datetime:
-    moment = unix_time(payload.get(key))
-    if moment is None:
-        raise ValueError(f"the order has no {key}")
-    return moment

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from commerce.models import FinancialStatus, FulfillmentStatus, OrderStatus
@@ -29,6 +29,8 @@ from commerce.records import (
     RefundRecord,
     VariantRecord,
 )
+
+from . import values
 
 HUB = "_hub"
 # WooCommerce stock has no locations: every level is at this one.
@@ -284,19 +286,7 @@ def order_customer(payload: dict[str, Any]) -> CustomerRecord | None:
 # --- Values ---------------------------------------------------------------------------------------
 
 
-def money(value: Any) -> Decimal:
-    if value is None or value == "":
-        return ZERO
-    if isinstance(value, float):
-        value = repr(value)
-    try:
-        # Decimal strips surrounding whitespace itself, as str.strip() would.
-        amount = Decimal(value if isinstance(value, str) else str(value))
-    except InvalidOperation:
-        raise ValueError(f"“{value}” is not an amount") from None
-    if not amount.is_finite():
-        raise ValueError(f"“{value}” is not an amount")
-    return amount
+money = values.amount  # exact Decimals; a float by its shortest repr
 
 
 def gmt(value: Any) -> datetime | None:

@@ -25,12 +25,10 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import subprocess
-import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +41,7 @@ from integrations.connectors.amazon import AmazonConnector
 from integrations.connectors.base import Failed
 from integrations.errors import BadResponse
 from integrations.http import HttpClient
-from tests.conftest import PRISM, _unavailable
-from tests.prism import free_port, wait_until_answering
+from tests.prism import port_of, prism_mocks, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -130,45 +127,10 @@ def _without_page_token(content: bytes) -> bytes:
 
 @pytest.fixture(scope="session")
 def prism_router():
-    if not PRISM.exists():
-        _unavailable(f"Prism is not installed at {PRISM} (npm ci)")
-    missing = [name for name in MODELS.values() if not (SPECS / name).exists()]
-    if missing:
-        _unavailable(f"The Amazon models are not in {SPECS}: {', '.join(missing)}")
-    processes: list[subprocess.Popen] = []
-    ports = {prefix: free_port() for prefix in MODELS}
-    try:
-        for prefix, model in MODELS.items():
-            command = [str(PRISM), "mock", str(SPECS / model), "--port", str(ports[prefix]), "--errors"]
-            processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for process, port in zip(processes, ports.values(), strict=True):
-            wait_until_answering(port, process)
-        router = Router(ports)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                router.route(self)
-
-            do_POST = do_GET
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        router.url = f"http://127.0.0.1:{server.server_address[1]}"
-        yield router
-        server.shutdown()
-        server.server_close()
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with prism_mocks(*(SPECS / model for model in MODELS.values())) as urls:
+        router = Router({prefix: port_of(url) for prefix, url in zip(MODELS, urls, strict=True)})
+        with serve(router.route) as router.url:
+            yield router
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ tests/integrations/test_woocommerce_push.py.
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from commerce.pushes import FulfilmentPush, StockPush
 from integrations.connectors.woocommerce import WooCommerceConnector
 from integrations.errors import NotFound
 from integrations.http import HttpClient
-from tests.prism import prism_mocks
+from tests.prism import prism_mocks, serve
 
 pytestmark = [pytest.mark.django_db, pytest.mark.prism]
 
@@ -70,23 +69,8 @@ class Router:
 def router():
     with prism_mocks(SPEC) as (prism,):
         routing = Router(prism)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                routing.handle(self)
-
-            do_POST = do_PUT = do_GET
-
-            def log_message(self, format: str, *args) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        routing.url = f"http://127.0.0.1:{server.server_address[1]}"
-        yield routing
-        server.shutdown()
-        server.server_close()
+        with serve(routing.handle) as routing.url:
+            yield routing
 
 
 @pytest.fixture

@@ -23,15 +23,11 @@ from __future__ import annotations
 import copy
 import json
 import re
-import socket
-import subprocess
-import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +38,7 @@ from integrations.errors import BadResponse
 from integrations.http import HttpClient
 from payments.gateways.base import ChargeRequest, PaymentStatus, RefundRequest, RefundStatus
 from payments.gateways.paypal import PayPalGateway
-from tests.conftest import PRISM, _unavailable
+from tests.prism import port_of, prism_mocks, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -60,13 +56,6 @@ TOKEN_EXAMPLE = "A21AAExampleContractToken"  # the token description's example a
 ORDER = "5O190127TN364715T"
 CAPTURE = "3C679366HH908993F"
 AUTHORIZATION = "0AW2184448108334S"
-STARTUP = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -145,63 +134,12 @@ def accepted(status: int, content: bytes) -> bool:
     return bool(found) and all((v.get("location") or [""])[0] == "response" for v in found)
 
 
-def _wait_until_answering(port: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + STARTUP
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Prism exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers (404 for a path no description has)
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"Prism did not answer on port {port} within {STARTUP:.0f} s")
-
-
 @pytest.fixture(scope="session")
 def prism_router():
-    if not PRISM.exists():
-        _unavailable(f"Prism is not installed at {PRISM} (npm ci)")
-    missing = [name for name in MODELS.values() if not (SPECS / name).exists()]
-    if missing:
-        _unavailable(f"The PayPal descriptions are not in {SPECS}: {', '.join(missing)}")
-    processes: list[subprocess.Popen] = []
-    ports = {prefix: free_port() for prefix in MODELS}
-    try:
-        for prefix, model in MODELS.items():
-            command = [str(PRISM), "mock", str(SPECS / model), "-h", "127.0.0.1", "--port", str(ports[prefix])]
-            command.append("--errors")
-            processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for process, port in zip(processes, ports.values(), strict=True):
-            _wait_until_answering(port, process)
-        router = Router(ports)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                router.route(self)
-
-            do_POST = do_GET
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        router.url = f"http://127.0.0.1:{server.server_address[1]}"
-        yield router
-        server.shutdown()
-        server.server_close()
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with prism_mocks(*(SPECS / model for model in MODELS.values())) as urls:
+        router = Router({prefix: port_of(url) for prefix, url in zip(MODELS, urls, strict=True)})
+        with serve(router.route) as router.url:
+            yield router
 
 
 CREDENTIALS = {"client_id": "AeHubContract-client-id", "client_secret": "EHubContract-secret", "environment": "live"}

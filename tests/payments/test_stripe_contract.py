@@ -23,15 +23,11 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
-import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -43,7 +39,7 @@ from integrations.errors import AuthError, BadResponse
 from integrations.http import HttpClient
 from payments.gateways.base import ChargeRequest, PaymentStatus, RefundRequest, RefundStatus
 from payments.gateways.stripe import StripeGateway, stripe_error
-from tests.conftest import PRISM, _unavailable
+from tests.prism import port_of, prism_mocks, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -52,13 +48,6 @@ SPEC = ROOT / "tests" / "contracts" / "stripe" / "stripe_core.prism.json"  # a c
 FIXTURES = ROOT / "tests" / "fixtures" / "stripe"
 KEY = "sk_test_51M2JTkLkdIwHu7ixContractContract"
 EXAMPLE_INTENT = "pi_1PgafyB7WZ01zgkWSjxsAJo3"  # the description's example PaymentIntent
-STARTUP = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -113,56 +102,12 @@ class Router:
         handler.wfile.write(content)
 
 
-def _wait_until_answering(port: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + STARTUP
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Prism exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers (401 or 404 for a path the description has not)
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"Prism did not answer on port {port} within {STARTUP:.0f} s")
-
-
 @pytest.fixture(scope="session")
 def prism_router():
-    if not PRISM.exists():
-        _unavailable(f"Prism is not installed at {PRISM} (npm ci)")
-    if not SPEC.exists():
-        _unavailable(f"Stripe's description is not at {SPEC}")
-    port = free_port()
-    command = [str(PRISM), "mock", str(SPEC), "--host", "127.0.0.1", "--port", str(port), "--errors"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_until_answering(port, process)
-        router = Router(port)
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                router.route(self)
-
-            do_POST = do_GET
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        router.url = f"http://127.0.0.1:{server.server_address[1]}"
-        yield router
-        server.shutdown()
-        server.server_close()
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with prism_mocks(SPEC) as (url,):
+        router = Router(port_of(url))
+        with serve(router.route) as router.url:
+            yield router
 
 
 @pytest.fixture

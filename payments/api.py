@@ -117,7 +117,18 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
 
     @extend_schema(
         request=CreatePaymentSerializer,
-        responses={201: NewPaymentSerializer},
+        responses={201: NewPaymentSerializer, 200: NewPaymentSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                location=OpenApiParameter.HEADER,
+                required=False,
+                description="Your own key for this payment (up to 255 characters). Sent again, it answers the "
+                "payment made with it (200) and charges nothing; with another amount, currency or gateway it is a "
+                "409. Send one, so a retry after your own timeout never charges twice.",
+            )
+        ],
         description="Charge (or, with `capture` false, authorise) through one of your gateway connections. The "
         "answer is the payment with its status: `succeeded`, `authorized`, `requires_action` (finish it in the "
         "customer's browser with `client_secret`, or send them to `approval_url`), `failed` (with the gateway's "
@@ -125,6 +136,9 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
         "answered yet. Send gateway tokens only, never card data.",
     )
     def create(self, request: Request) -> Response:
+        client_key = (request.headers.get("Idempotency-Key") or "").strip()
+        if len(client_key) > 255:
+            raise ValidationError({"Idempotency-Key": ["Use a key of at most 255 characters."]})
         body = CreatePaymentSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -151,10 +165,14 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantSco
                 return_url=data["return_url"],
                 cancel_url=data["cancel_url"],
                 request=request,
+                client_key=client_key,
             )
         except service.PaymentError as error:
             raise refused(error) from None
-        return Response(NewPaymentSerializer(payment).data, status=status.HTTP_201_CREATED)
+        replayed = getattr(payment, "replayed", False)
+        return Response(
+            NewPaymentSerializer(payment).data, status=status.HTTP_200_OK if replayed else status.HTTP_201_CREATED
+        )
 
     def _connection(self, gateway: str | None, connection_id: int | None):
         connections = service.gateway_connections(self.tenant)

@@ -71,6 +71,8 @@ class Payment(TenantOwned):
     extra = models.JSONField(default=dict, blank=True, help_text="Gateway ids the hub keeps (capture id, …).")
     raw = models.JSONField(default=dict, blank=True, help_text="The gateway's last answer, card data stripped.")
     idempotency_key = models.CharField(max_length=64, unique=True, editable=False)
+    # The API client's own Idempotency-Key, when it sent one: the same key again answers this payment.
+    client_key = models.CharField(max_length=255, blank=True, editable=False)
     # The gateway's time of the state we hold (its event's time for webhooks), so an older event
     # arriving late never overwrites a newer state.
     status_updated_at = models.DateTimeField(null=True, blank=True)
@@ -94,6 +96,11 @@ class Payment(TenantOwned):
                 condition=~Q(gateway_reference=""),
                 name="payment_connection_reference",
             ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "client_key"], condition=~Q(client_key=""), name="payment_once_per_client_key"
+            )
         ]
 
     def __str__(self) -> str:

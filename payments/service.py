@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from integrations.errors import IntegrationError, Unavailable
@@ -161,8 +161,11 @@ def create_payment(
     return_url: str = "",
     cancel_url: str = "",
     request=None,
+    client_key: str = "",
 ) -> Payment:
-    """Store the payment, then charge (or only authorise) it at the connection's gateway."""
+    """Store the payment, then charge (or only authorise) it at the connection's gateway. With the
+    API client's own `client_key` (its Idempotency-Key), a key seen before answers the payment made
+    with it, charging nothing; the same key for another amount, currency or gateway is refused."""
     if connection.tenant_id != tenant.pk or connection.platform not in GATEWAYS:
         raise PaymentError("This connection is not one of your payment gateways.", field="connection")
     if not connection.enabled:
@@ -176,7 +179,9 @@ def create_payment(
         presentment_amount = check_amount(presentment_amount, presentment_currency, field="presentment_amount")
     if order is not None and order.tenant_id != tenant.pk:
         raise PaymentError("No order of yours has this id.", field="order")
-    payment = Payment.objects.create(
+    if client_key and (earlier := _by_client_key(tenant, client_key, connection, amount, currency)):
+        return earlier
+    fields = dict(
         tenant=tenant,
         connection=connection,
         order=order,
@@ -192,7 +197,16 @@ def create_payment(
         return_url=return_url,
         cancel_url=cancel_url,
         status=PaymentStatus.PROCESSING,
+        client_key=client_key,
     )
+    try:
+        with transaction.atomic():
+            payment = Payment.objects.create(**fields)
+    except IntegrityError:
+        if not client_key:
+            raise
+        # The same key at the same moment from a second request: the first one's payment.
+        return _by_client_key(tenant, client_key, connection, amount, currency)
     audit.record(
         "payment.created",
         request=request,
@@ -204,6 +218,22 @@ def create_payment(
         currency=currency,
     )
     return _charge(payment)
+
+
+def _by_client_key(tenant: Tenant, client_key: str, connection, amount, currency: str) -> Payment | None:
+    earlier = Payment.objects.for_tenant(tenant).filter(client_key=client_key).first()
+    if earlier is not None and (earlier.connection_id, earlier.amount, earlier.currency) != (
+        connection.pk,
+        amount,
+        currency,
+    ):
+        raise StateConflict(
+            "This Idempotency-Key was used for another payment (another amount, currency or gateway): "
+            "use a new key for a new payment."
+        )
+    if earlier is not None:
+        earlier.replayed = True  # answered again, nothing charged
+    return earlier
 
 
 def _charge(payment: Payment) -> Payment:

@@ -29,12 +29,13 @@ def key_b(tenant_b) -> str:
 
 
 def create(api_client, key: str, **body):
+    headers = {name: body.pop(name) for name in list(body) if name.startswith("HTTP_")}
     body.setdefault("gateway", "stripe")
     body.setdefault("amount", "100.00")
     body.setdefault("currency", "USD")
     body.setdefault("payment_method", "pm_card_visa")
     body = {name: value for name, value in body.items() if value is not None}  # None: leave the field out
-    return api_client.post("/api/v1/payments", body, format="json", **bearer(key))
+    return api_client.post("/api/v1/payments", body, format="json", **bearer(key), **headers)
 
 
 # --- Taking payments ------------------------------------------------------------------------------------
@@ -334,3 +335,33 @@ def test_amounts_are_decimal_not_float(api_client, key_a, stripe_a, fake_bank):
     payment = Payment.objects.get(pk=body["id"])
     assert payment.amount == Decimal("0.1")
     assert body["amount"] == "0.10"
+
+
+# --- The client's Idempotency-Key ----------------------------------------------------------------------
+
+
+def test_the_same_idempotency_key_answers_the_first_payment_and_charges_once(api_client, key_a, stripe_a, fake_bank):
+    first = create(api_client, key_a, HTTP_IDEMPOTENCY_KEY="order-1001-attempt")
+    again = create(api_client, key_a, HTTP_IDEMPOTENCY_KEY="order-1001-attempt")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"]
+    assert Payment.objects.count() == 1 and len(fake_bank.charges) == 1
+
+
+def test_the_same_key_for_another_amount_is_refused(api_client, key_a, stripe_a, fake_bank):
+    create(api_client, key_a, HTTP_IDEMPOTENCY_KEY="k-1")
+    other = create(api_client, key_a, amount="99.00", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert other.status_code == 409
+    assert_error_shape(other.json(), "conflict")
+    assert "Idempotency-Key was used for another payment" in other.json()["error"]["message"]
+    assert Payment.objects.count() == 1
+
+
+def test_keys_are_per_client_and_payments_without_one_are_never_merged(
+    api_client, key_a, key_b, stripe_a, stripe_b, fake_bank
+):
+    assert create(api_client, key_a, HTTP_IDEMPOTENCY_KEY="shared").status_code == 201
+    assert create(api_client, key_b, HTTP_IDEMPOTENCY_KEY="shared").status_code == 201  # another tenant's
+    assert create(api_client, key_a).status_code == 201
+    assert create(api_client, key_a).status_code == 201
+    assert Payment.objects.count() == 4

@@ -73,6 +73,8 @@ class PlatformSpec:
 
 _F = CredentialField
 COMMERCE_STREAMS = ("orders", "products", "customers", "inventory")
+# A CRM's contacts pulled in as customers, and the hub's customers pushed out as contacts.
+CRM_STREAMS = ("customers", "contacts")
 
 CATALOGUE: dict[str, PlatformSpec] = {
     spec.platform: spec
@@ -443,7 +445,8 @@ CATALOGUE: dict[str, PlatformSpec] = {
             "HubSpot",
             Kind.CRM,
             (_F("access_token", "Private app access token", secret=True, example="pat-na1-…"),),
-            scopes=("crm.objects.contacts.read", "crm.objects.contacts.write"),
+            scopes=("crm.objects.contacts.read", "crm.objects.contacts.write", "crm.lists.read"),
+            streams=CRM_STREAMS,
             docs_url="https://developers.hubspot.com/docs/api/crm/contacts",
             oauth=True,
         ),
@@ -457,6 +460,7 @@ CATALOGUE: dict[str, PlatformSpec] = {
                 _F("client_secret", "Consumer secret", secret=True),
                 _F("refresh_token", "Refresh token", secret=True, required=False, help_text="Set by Connect."),
             ),
+            streams=CRM_STREAMS,
             docs_url="https://developer.salesforce.com/docs/apis",
             oauth=True,
         ),

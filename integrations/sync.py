@@ -34,6 +34,7 @@ from commerce.records import IngestResult
 
 from .connectors import get_connector
 from .connectors.base import Connector, Failed, Page
+from .crm import push_stream
 from .errors import AuthError, IntegrationError
 from .models import Connection, ConnectionStatus, QuarantinedRecord, SyncRun, SyncStatus, SyncTrigger
 from .tasks import update_schedule
@@ -92,8 +93,9 @@ def run_sync(
     connector = connector or get_connector(connection)
     if run is None:
         run = create_run(connection, streams, full=full, trigger=trigger)
-    run.streams = list(streams or run.streams or connector.streams)
-    unknown = sorted(set(run.streams) - set(connector.streams))
+    known = (*connector.streams, *connector.push_streams)
+    run.streams = list(streams or run.streams or known)
+    unknown = sorted(set(run.streams) - set(known))
     if unknown:
         return _finish(run, SyncStatus.FAILED, f"Unknown stream(s) for this platform: {', '.join(unknown)}.", "config")
     # The run's own id: a run redelivered after its worker died takes its lease back at once.
@@ -131,6 +133,13 @@ def run_sync(
 
 
 def _sync_stream(connector, connection, run, stream, source, owner, on_progress) -> None:
+    if stream in connector.push_streams:
+        # The other way: the hub's records out to the platform (a CRM's contacts; integrations.crm).
+        def commit_position(name: str, cursor: dict[str, Any]) -> None:
+            _commit_position(connection, owner, name, cursor)
+
+        push_stream(connector, connection, run, stream, commit_position, on_progress=on_progress)
+        return
     cursor = None if run.full else (connection.cursors or {}).get(stream)
     counts = run.counts.setdefault(stream, {"created": 0, "updated": 0, "unchanged": 0, "failed": 0})
     progress = run.progress.setdefault(stream, {"seen": 0, "total": None, "done": False})

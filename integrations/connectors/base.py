@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from commerce.pushes import FulfilmentPush, StockPush
     from commerce.records import Record
 
+    from ..crm import PushOutcome
     from ..models import Connection
 
 
@@ -86,6 +87,10 @@ class Connector:
     that take changes back implement `fulfil` and `set_stock` (commerce.pushes)."""
 
     streams: tuple[str, ...] = ()
+    # Streams the hub writes to the platform instead of reading (a CRM's `contacts`): the sync
+    # engine hands them to `push` a batch at a time (integrations.crm).
+    push_streams: tuple[str, ...] = ()
+    push_batch_size: int = 100
     # Hub carrier codes (commerce.carriers) this platform accepts, and the name it knows each by.
     carrier_names: dict[str, str] = {}
 
@@ -152,6 +157,11 @@ class Connector:
         from ..errors import ConfigurationError
 
         raise ConfigurationError(f"{self.connection.get_platform_display()} cannot take stock levels from the hub yet.")
+
+    def push(self, stream: str, contacts: list) -> PushOutcome:
+        """Upsert one batch of `commerce.exports.Contact` (by email) on the platform; returns what it
+        did. Raises IntegrationError when the platform refuses the whole batch."""
+        raise NotImplementedError(f"{self.connection.get_platform_display()} takes no {stream} from the hub.")
 
     def platform_carrier(self, code: str) -> str:
         """This platform's name for a hub carrier code; a carrier it does not accept is refused

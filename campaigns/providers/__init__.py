@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 PROVIDERS: dict[str, str] = {
     "twilio": "campaigns.providers.twilio.TwilioProvider",
     "sendgrid": "campaigns.providers.sendgrid.SendGridProvider",
+    "mailchimp": "campaigns.providers.mailchimp.MailchimpProvider",
 }
 
 

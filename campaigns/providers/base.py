@@ -87,6 +87,9 @@ class MessagingProvider:
 
     platform: str = ""
     channel: str = ""  # "sms" or "email"
+    # False for a provider that only sends whole campaigns to its own audience (Mailchimp): one-off
+    # messages never go through it, and campaigns go through its `send_campaign`.
+    sends_one_off: bool = True
 
     def __init__(self, connection: Connection, *, client: HttpClient | None = None) -> None:
         from django.conf import settings

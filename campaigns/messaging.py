@@ -211,11 +211,20 @@ def channel_of(platform: str) -> str:
     return import_string(path).channel if path else ""
 
 
-def messaging_connections(tenant: Tenant | int | None, channel: str | None = None):
-    """The tenant's messaging connections (of one channel when given)."""
+def sends_one_off(platform: str) -> bool:
+    """Whether the platform sends a single message (Mailchimp only sends campaigns to its audience)."""
+    path = PROVIDERS.get(platform)
+    return bool(path) and import_string(path).sends_one_off
+
+
+def messaging_connections(tenant: Tenant | int | None, channel: str | None = None, *, one_off: bool = False):
+    """The tenant's messaging connections (of one channel when given; `one_off`: only those that
+    send a single message)."""
     from integrations.models import Connection
 
-    platforms = [p for p in PROVIDERS if channel is None or channel_of(p) == channel]
+    platforms = [
+        p for p in PROVIDERS if (channel is None or channel_of(p) == channel) and (not one_off or sends_one_off(p))
+    ]
     return Connection.objects.for_tenant(tenant).filter(platform__in=platforms)
 
 
@@ -224,7 +233,7 @@ def pick_connection(tenant: Tenant, channel: str, connection_id: int | None = No
     from integrations.models import ConnectionStatus
 
     label = Channel(channel).label
-    connections = messaging_connections(tenant, channel)
+    connections = messaging_connections(tenant, channel, one_off=True)
     if connection_id:
         connection = connections.filter(pk=connection_id).first()
         if connection is None:
@@ -268,6 +277,8 @@ def send_sms(
     *,
     request=None,
     purpose: str = "",
+    provider=None,
+    audited: bool = True,
 ) -> Message:
     to = check_phone(to)
     body = str(body or "")
@@ -283,7 +294,7 @@ def send_sms(
     if not created:
         return message
     sms = SmsMessage(to=to, body=body, reference=str(message.uuid), status_callback=status_callback(connection))
-    return _send(message, lambda provider: provider.send_sms(sms), request=request)
+    return _send(message, lambda provider: provider.send_sms(sms), request=request, provider=provider, audited=audited)
 
 
 def send_email(
@@ -297,6 +308,9 @@ def send_email(
     *,
     request=None,
     purpose: str = "",
+    headers: dict[str, str] | None = None,
+    provider=None,
+    audited: bool = True,
 ) -> Message:
     to = check_email(to)
     subject = " ".join(str(subject or "").split())
@@ -324,8 +338,12 @@ def send_email(
     )
     if not created:
         return message
-    email = EmailMessage(to=to, subject=subject, html=html, text=text, reference=str(message.uuid))
-    return _send(message, lambda provider: provider.send_email(email), request=request)
+    email = EmailMessage(
+        to=to, subject=subject, html=html, text=text, reference=str(message.uuid), headers=dict(headers or {})
+    )
+    return _send(
+        message, lambda provider: provider.send_email(email), request=request, provider=provider, audited=audited
+    )
 
 
 def _store(purpose: str, **fields) -> tuple[Message, bool]:
@@ -340,10 +358,12 @@ def _store(purpose: str, **fields) -> tuple[Message, bool]:
         return Message.objects.for_tenant(fields["tenant"]).get(purpose=purpose), False
 
 
-def _send(message: Message, call, *, request=None) -> Message:
+def _send(message: Message, call, *, request=None, provider=None, audited: bool = True) -> Message:
+    """Ask the provider (`provider`, made for the message's connection, or a new one) and record its
+    answer; `audited` False for the messages of a campaign, which is audited once as a whole."""
     connection = message.connection
     try:
-        result: SendResult = call(get_provider(connection))
+        result: SendResult = call(provider or get_provider(connection))
     except (Unavailable, RateLimited, requests.exceptions.Timeout, requests.exceptions.ConnectionError) as exc:
         reason = getattr(exc, "message", "") or "The provider did not answer."
         result = SendResult(
@@ -370,6 +390,8 @@ def _send(message: Message, call, *, request=None) -> Message:
             message.failure_code or "refused",
             extra={"connection": connection.pk},
         )
+    if not audited:
+        return message
     audit.record(
         "message.sent",
         request=request,

@@ -156,6 +156,7 @@ class Campaign(TenantOwned):
     recipients_frozen_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The provider's campaign id for providers that send a campaign themselves (Mailchimp).
     provider_campaign_id = models.CharField(max_length=128, blank=True, editable=False)
+    provider_report = models.JSONField(default=dict, blank=True, editable=False)
     last_error = models.TextField(blank=True, editable=False)
     # A/B test of two subjects (email): `ab_share` percent of the recipients split between subject
     # and subject_b; after `ab_wait_minutes` the subject with more opens goes to the rest.
@@ -163,6 +164,11 @@ class Campaign(TenantOwned):
     ab_share = models.PositiveSmallIntegerField(default=0, help_text="Percent of recipients in the test (0: no test).")
     ab_wait_minutes = models.PositiveIntegerField(default=240)
     ab_winner = models.CharField(max_length=1, blank=True, editable=False)
+    ab_sent_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="When the test shares went.")
+    # One send task at a time: the task holding the lease renews it after every batch; a task whose
+    # worker died loses it when it runs out, and `send_due_campaigns` queues the campaign again.
+    lease_owner = models.CharField(max_length=64, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
     )
@@ -194,7 +200,9 @@ class Recipient(TenantOwned):
     data as they were then. Its state is what makes a resumed send skip whoever was done."""
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="recipients")
-    customer = models.ForeignKey("commerce.Customer", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    customer = models.ForeignKey(
+        "commerce.Customer", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     address = models.CharField(max_length=320, help_text="The email address (lower case) or E.164 number.")
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)

@@ -15,6 +15,8 @@ STANDING = {
     "stock-push-sweep": ("commerce.stock_push.sweep", 1),
     # Pushes fulfilments whose retry is due, ones the queue lost, and ones a dead worker held.
     "fulfilment-sweep": ("commerce.fulfilment.sweep", 1),
+    # Queues campaigns whose time has come, and sends a dead worker left half-done.
+    "campaigns-due": ("campaigns.sending.send_due", 1),
 }
 
 

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from campaigns.api import MessageViewSet
+from campaigns.campaign_api import CampaignViewSet, SegmentViewSet, SuppressionViewSet
 from commerce.api import CustomerViewSet, InventoryViewSet, OrderViewSet, ProductViewSet
 from commerce.fulfilment_api import FulfilmentRuleViewSet, FulfilmentViewSet, fulfilment_analytics
 from integrations.api import ConnectionViewSet, PlatformViewSet, SyncRunViewSet
@@ -32,6 +33,9 @@ router.register("integrations", ConnectionViewSet, basename="integration")
 router.register("sync-runs", SyncRunViewSet, basename="sync-run")
 router.register("payments", PaymentViewSet, basename="payment")
 router.register("messages", MessageViewSet, basename="message")
+router.register("segments", SegmentViewSet, basename="segment")
+router.register("campaigns", CampaignViewSet, basename="campaign")
+router.register("suppressions", SuppressionViewSet, basename="suppression")
 router.register("api-keys", tenants_api.ApiKeyViewSet, basename="api-key")
 
 # The admin API for superadmins (config/admin_api.py); optional trailing slash, like the router's.
@@ -48,6 +52,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
     path("webhooks/", include("webhooks.urls")),
+    path("u/", include("campaigns.urls")),
     path("integrations/oauth/", include("integrations.oauth.urls")),
     path(
         "accounts/login/",

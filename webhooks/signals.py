@@ -7,6 +7,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 from django_q.tasks import async_task
 
+from campaigns.signals import campaign_sent
 from commerce.signals import records_written, stock_low
 from integrations.errors import IntegrationError
 from integrations.models import Connection, SyncRun, SyncStatus, SyncTrigger
@@ -108,3 +109,9 @@ def hooks_for_sync_run(sender, instance: SyncRun, update_fields=None, **kwargs) 
     if finished and (update_fields is None or "status" in update_fields):
         pk = instance.pk
         transaction.on_commit(lambda: publish.sync_finished(pk), robust=True)
+
+
+@receiver(campaign_sent, dispatch_uid="hooks-campaign-sent")
+def hooks_for_campaign(sender, tenant_id: int, campaign_id: int, **kwargs) -> None:
+    # campaign_sent is sent after the campaign's last change committed.
+    publish.campaign_sent(tenant_id, campaign_id)

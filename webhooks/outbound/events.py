@@ -16,6 +16,7 @@ from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from campaigns.models import Campaign, CampaignStatus
 from commerce.models import Customer, FinancialStatus, FulfillmentStatus, Order, OrderLine, ProductVariant
 from commerce.serializers import CustomerSerializer, OrderSerializer
 from integrations.models import Connection, ConnectionStatus, SyncRun, SyncStatus
@@ -51,7 +52,7 @@ DESCRIPTIONS: dict[str, str] = {
     E.INTEGRATION_CONNECTED: "A connection passed its test, or synced again after failing.",
     E.INTEGRATION_FAILED: "A connection failed its test or a sync (once until it recovers).",
     E.SYNC_COMPLETED: "A sync run finished successfully.",
-    E.CAMPAIGN_SENT: "A campaign was sent (campaigns are not built yet: never sent for now).",
+    E.CAMPAIGN_SENT: "A campaign finished sending to its last recipient (with its figures so far).",
     E.ANALYTICS_MILESTONE: "A milestone set through /api/v1/milestones was reached (once).",
 }
 
@@ -151,6 +152,24 @@ def sync_run(run: SyncRun) -> dict:
     }
 
 
+def campaign(item: Campaign) -> dict:
+    from campaigns.sending import stats
+
+    figures = stats(item)
+    return {
+        "id": item.pk,
+        "uuid": str(item.uuid),
+        "name": item.name,
+        "channel": item.channel,
+        "status": item.status,
+        "segment": {"id": item.segment_id, "name": item.segment.name} if item.segment_id else None,
+        "connection": {"id": item.connection_id, "platform": item.connection.platform},
+        "started_at": _iso(item.started_at),
+        "finished_at": _iso(item.finished_at),
+        "stats": {k: figures[k] for k in ("recipients", "sent", "failed", "suppressed", "delivered", "opened")},
+    }
+
+
 def milestone(item: Milestone) -> dict:
     """Order counts as whole numbers, revenue as the API writes money (four places), in strings."""
 
@@ -205,7 +224,13 @@ SAMPLES: dict[str, Callable[[Tenant, int], list[dict]]] = {
         .select_related("connection")
         .order_by("-finished_at", "-pk")[:n]
     ],
-    E.CAMPAIGN_SENT: lambda t, n: [],
+    E.CAMPAIGN_SENT: lambda t, n: [
+        campaign(item)
+        for item in Campaign.objects.for_tenant(t)
+        .filter(status=CampaignStatus.SENT)
+        .select_related("segment", "connection")
+        .order_by("-finished_at", "-pk")[:n]
+    ],
     E.ANALYTICS_MILESTONE: lambda t, n: [
         milestone(item)
         for item in Milestone.objects.for_tenant(t).filter(reached_at__isnull=False).order_by("-reached_at")[:n]

@@ -20,6 +20,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from campaigns.models import Campaign
 from commerce.models import Customer, FulfillmentStatus, InventoryLevel, Order, OrderStatus, ProductVariant
 from integrations.models import Connection, ConnectionStatus, SyncRun, SyncStatus
 
@@ -284,3 +285,13 @@ def sync_finished(run_pk: int) -> None:
         _connection_state(run.connection, CONNECTED, subscribed, only_after_failure=True)
     elif run.status == SyncStatus.FAILED:
         _connection_state(run.connection, FAILED, subscribed, only_after_failure=False)
+
+
+def campaign_sent(tenant_id: int, campaign_id: int) -> None:
+    if E.CAMPAIGN_SENT not in subscribed_events(tenant_id):
+        return
+    campaign = (
+        Campaign.objects.for_tenant(tenant_id).select_related("segment", "connection").filter(pk=campaign_id).first()
+    )
+    if campaign is not None:
+        publish(tenant_id, E.CAMPAIGN_SENT, [events.campaign(campaign)])

@@ -444,9 +444,36 @@ CATALOGUE: dict[str, PlatformSpec] = {
             Platform.HUBSPOT,
             "HubSpot",
             Kind.CRM,
-            (_F("access_token", "Private app access token", secret=True, example="pat-na1-…"),),
-            scopes=("crm.objects.contacts.read", "crm.objects.contacts.write", "crm.lists.read"),
+            (
+                _F(
+                    "access_token",
+                    "Private app access token",
+                    secret=True,
+                    required=False,
+                    help_text="HubSpot → Settings → Integrations → Private apps → the app → Auth. Or leave it empty "
+                    "and connect by OAuth: the app's client ID and secret, then Connect.",
+                    example="pat-na1-…",
+                ),
+                _F("client_id", "Client ID", required=False, help_text="For Connect (OAuth): the app's Auth settings."),
+                _F("client_secret", "Client secret", secret=True, required=False, help_text="For Connect (OAuth)."),
+                _F("refresh_token", "Refresh token", secret=True, required=False, help_text="Set by Connect."),
+                _F("hub_id", "Hub ID", required=False, help_text="Set by Connect: the HubSpot account connected."),
+            ),
+            # What a private app or the OAuth app needs: contacts read and written, the hub's
+            # custom contact properties read and created, and the lists read for tags.
+            scopes=(
+                "crm.objects.contacts.read",
+                "crm.objects.contacts.write",
+                "crm.schemas.contacts.read",
+                "crm.schemas.contacts.write",
+                "crm.lists.read",
+            ),
             streams=CRM_STREAMS,
+            # 90 requests per 10 s: under a private app's 100 per 10 s (190 on Professional and
+            # Enterprise). The connector sends one request at a time, so its searches (one in two
+            # or three requests) stay near search's own limit of 5 a second; a 429 is retried.
+            rate_limit=9.0,
+            rate_burst=90,
             docs_url="https://developers.hubspot.com/docs/api/crm/contacts",
             oauth=True,
         ),
@@ -455,13 +482,35 @@ CATALOGUE: dict[str, PlatformSpec] = {
             "Salesforce",
             Kind.CRM,
             (
-                _F("instance_url", "Instance URL", example="https://yourorg.my.salesforce.com"),
-                _F("client_id", "Consumer key"),
+                _F(
+                    "instance_url",
+                    "Instance URL",
+                    required=False,
+                    help_text="Set by Connect, and kept current by the hub from Salesforce's token answers.",
+                    example="https://yourorg.my.salesforce.com",
+                ),
+                _F(
+                    "client_id",
+                    "Consumer key",
+                    help_text="Setup → App Manager → the connected app → View → Manage Consumer Details.",
+                ),
                 _F("client_secret", "Consumer secret", secret=True),
                 _F("refresh_token", "Refresh token", secret=True, required=False, help_text="Set by Connect."),
+                _F(
+                    "sandbox",
+                    "Sandbox",
+                    required=False,
+                    help_text="Sign in at test.salesforce.com (a sandbox org) instead of login.salesforce.com.",
+                    choices=("true",),
+                ),
             ),
+            scopes=("api", "refresh_token"),
             streams=CRM_STREAMS,
-            docs_url="https://developer.salesforce.com/docs/apis",
+            # Salesforce limits API requests per org per 24 hours, not per second: a steady pace that
+            # leaves the org's other integrations their share.
+            rate_limit=5.0,
+            rate_burst=25,
+            docs_url="https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/",
             oauth=True,
         ),
     ]

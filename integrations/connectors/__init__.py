@@ -18,6 +18,8 @@ CONNECTORS: dict[str, str] = {
     "amazon": "integrations.connectors.amazon.AmazonConnector",
     "tiktok": "integrations.connectors.tiktok.TikTokConnector",
     "ebay": "integrations.connectors.ebay.EbayConnector",
+    "hubspot": "integrations.connectors.hubspot.HubSpotConnector",
+    "salesforce": "integrations.connectors.salesforce.SalesforceConnector",
 }
 
 

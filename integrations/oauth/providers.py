@@ -29,6 +29,8 @@ PROVIDERS: dict[str, str] = {
     "amazon": "integrations.oauth.amazon.AmazonOAuth",
     "ebay": "integrations.connectors.ebay_oauth.EbayOAuth",
     "tiktok": "integrations.connectors.tiktok_oauth.TikTokOAuth",
+    "hubspot": "integrations.oauth.hubspot.HubSpotOAuth",
+    "salesforce": "integrations.oauth.salesforce.SalesforceOAuth",
 }
 
 

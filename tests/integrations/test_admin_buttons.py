@@ -165,14 +165,14 @@ def test_the_test_connections_command_exits_non_zero_on_a_failure(shop, monkeypa
 
 
 def test_sync_now_on_a_platform_without_a_connector_says_so(admin_client, tenant_a, make_connection):
-    crm = make_connection(tenant_a, "hubspot")
+    crm = make_connection(tenant_a, "manual")
     response = admin_client.post(f"/admin/integrations/connection/{crm.pk}/sync/", follow=True)
     assert "cannot be synced yet" in response.content.decode()
     assert not SyncRun.objects.exists()
 
 
 def test_testing_a_platform_without_a_connector_leaves_its_status_alone(admin_client, tenant_a, make_connection):
-    crm = make_connection(tenant_a, "hubspot")
+    crm = make_connection(tenant_a, "manual")
     response = admin_client.post(f"/admin/integrations/connection/{crm.pk}/test/", follow=True)
     crm.refresh_from_db()
     assert crm.status == ConnectionStatus.UNTESTED

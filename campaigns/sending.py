@@ -551,6 +551,9 @@ def _send_through_provider_campaign(campaign: Campaign, owner: str) -> str:
         _finish(campaign)
         return "sent"
     provider = get_provider(campaign.connection)
+    # Whoever unsubscribed in Mailchimp is suppressed in the hub too (for every channel's sends).
+    for email, _ in provider.unsubscribed_since(None):
+        consent.suppress(campaign.tenant_id, Channel.EMAIL, email, SuppressionReason.PROVIDER, detail="mailchimp")
     pending = Recipient.objects.filter(campaign=campaign, state__in=[RecipientState.PENDING, RecipientState.SENDING])
     addresses = list(pending.values_list("address", flat=True))
     blocked = set()

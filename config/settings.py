@@ -269,6 +269,9 @@ HOOKS_READ_TIMEOUT = env.float("HOOKS_READ_TIMEOUT", default=10.0)
 HOOKS_RETRY_DELAYS = env.list("HOOKS_RETRY_DELAYS", cast=int, default=[60, 300, 1800, 7200, 18000, 36000, 36000])
 # A subscription whose deliveries have all failed for this many days is switched off, its owners told.
 HOOKS_DISABLE_AFTER_DAYS = env.int("HOOKS_DISABLE_AFTER_DAYS", default=3)
+
+# Campaign recipients sent per batch: the send task looks for a pause or a cancel between batches.
+CAMPAIGN_BATCH_SIZE = env.int("CAMPAIGN_BATCH_SIZE", default=100)
 HOOKS_MAX_SUBSCRIPTIONS = env.int("HOOKS_MAX_SUBSCRIPTIONS", default=100)
 # Orders and customers the platform dates further back than this reach the hub without an
 # order.created / customer.created hook (a first sync's backfill must not fire every zap).

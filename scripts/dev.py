@@ -77,6 +77,8 @@ def run(args: list[str]) -> int:
     # Local development talks to local test servers; production leaves this off.
     env.setdefault("INTEGRATIONS_ALLOW_PRIVATE_URLS", "true")
     host, port = env.get("HOST", "127.0.0.1"), env.get("PORT", "8000")
+    # Campaign emails carry unsubscribe links to the hub's own address (here, this machine's).
+    env.setdefault("PUBLIC_BASE_URL", f"http://{host}:{port}")
     say("Migrating the database")
     manage("migrate", "--no-input", env=env)
     manage("ensure_superadmin", env=env)

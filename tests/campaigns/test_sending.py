@@ -349,3 +349,63 @@ def test_campaign_sent_hook_is_published_once_the_send_commits(
     [delivery] = HookDelivery.objects.filter(event="campaign.sent")
     data = delivery.payload["data"]
     assert data["id"] == item.pk and data["status"] == "sent" and data["stats"]["sent"] == 2
+
+
+def test_a_mailchimp_campaign_is_one_campaign_to_exactly_the_unsuppressed_recipients(
+    tenant_a, shop, make_connection, settings
+):
+    from campaigns.providers.mailchimp import subscriber_hash
+    from tests.campaigns.fake_mailchimp import API_KEY, AUDIENCE, FakeMailchimp
+
+    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
+    customers(shop, 3)
+    consent.suppress(tenant_a.pk, "email", "person1@example.com", SuppressionReason.BOUNCED)
+    fake = FakeMailchimp()
+    with fake.running() as url:
+        mailchimp = make_connection(
+            tenant_a, "mailchimp", credentials={"api_key": API_KEY, "audience_id": AUDIENCE}, base_url=url
+        )
+        item = campaign(tenant_a, mailchimp, subject="News for you", html="<p>Hello from {{ company }}</p>")
+        # Unsubscribed in Mailchimp itself: suppressed in the hub before the send.
+        fake.lists[AUDIENCE]["members"][subscriber_hash("person2@example.com")] = {
+            "email_address": "person2@example.com",
+            "status": "unsubscribed",
+            "last_changed": "2026-11-01T10:00:00+00:00",
+        }
+
+        assert send_now(item) == "sent"
+        assert sending.run(item.pk) == "busy or not due"  # sent once, never again
+
+    item.refresh_from_db()
+    assert item.status == CampaignStatus.SENT and item.provider_campaign_id
+    assert fake.sent[item.provider_campaign_id] == ["person0@example.com"]
+    assert subscriber_hash("person1@example.com") not in fake.lists[AUDIENCE]["members"]
+    assert sending.stats(item)["sent"] == 1 and sending.stats(item)["suppressed"] == 2
+    assert consent.is_suppressed(tenant_a.pk, "email", "person2@example.com")
+    assert not Message.objects.exists()  # Mailchimp sent it: no per-person messages in the hub
+
+
+def test_a_mailchimp_connection_sends_no_one_off_email(tenant_a, make_connection, sendgrid_a):
+    from campaigns import messaging
+
+    make_connection(tenant_a, "mailchimp", credentials={"api_key": "x-us1"})
+    assert messaging.pick_connection(tenant_a, "email") == sendgrid_a
+
+
+def test_an_sms_campaign_needs_no_public_address(tenant_a, shop, twilio_a, office, settings):
+    settings.PUBLIC_BASE_URL = ""
+    customers(shop, 1, phone=True)
+
+    assert send_now(campaign(tenant_a, twilio_a, body="Hi")) == "sent"
+    assert len(office.sms) == 1
+
+
+def test_a_number_that_replied_stop_is_suppressed_when_twilio_refuses_it(tenant_a, shop, twilio_a, office):
+    from campaigns.providers.base import SendResult
+
+    customers(shop, 2, phone=True)
+    office.answer_next(SendResult(status=MessageStatus.FAILED, failure_code="21610", failure_message="Unsubscribed"))
+
+    send_now(campaign(tenant_a, twilio_a, body="Hi"))
+
+    assert Suppression.objects.filter(tenant=tenant_a, channel="sms", reason=SuppressionReason.STOP).count() == 1

@@ -641,7 +641,7 @@ def test_sync_of_a_platform_without_a_connector_is_409(api_client, write_key, ma
 
 
 def test_sync_of_a_platform_with_nothing_to_sync_is_400(api_client, write_key, make_connection, tenant_a):
-    crm = make_connection(tenant_a, "hubspot", credentials={"access_token": "pat-x"})
+    crm = make_connection(tenant_a, "sendgrid", credentials={"api_key": "SG.x"})
     response = api_client.post(f"/api/v1/integrations/{crm.pk}/sync", **bearer(write_key))
     assert response.status_code == 400
     assert "nothing to sync" in response.json()["error"]["details"]["streams"][0]

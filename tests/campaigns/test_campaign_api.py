@@ -127,7 +127,10 @@ def test_a_time_without_offset_is_in_the_tenants_time_zone(api_client, key_a, pe
     )
 
     response = api_client.post(
-        f"/api/v1/campaigns/{campaign.pk}/schedule", {"scheduled_at": "2030-06-01T09:00:00"}, format="json", **bearer(key_a)
+        f"/api/v1/campaigns/{campaign.pk}/schedule",
+        {"scheduled_at": "2030-06-01T09:00:00"},
+        format="json",
+        **bearer(key_a),
     )
 
     assert response.status_code == 200, response.json()

@@ -66,7 +66,9 @@ def customers(shop, n, *, start=0, phone=False):
 
 
 def campaign(tenant, connection, **kwargs):
-    segment = kwargs.pop("segment", None) or Segment.objects.create(tenant=tenant, name=f"All {Segment.objects.count()}")
+    segment = kwargs.pop("segment", None) or Segment.objects.create(
+        tenant=tenant, name=f"All {Segment.objects.count()}"
+    )
     defaults = {
         "name": "Spring sale",
         "channel": "sms" if connection.platform == "twilio" else "email",
@@ -150,7 +152,9 @@ def test_ten_thousand_recipients_interrupted_and_resumed_get_exactly_one_message
         sending.run(item.pk)
     monkeypatch.setattr(fake_provider.FakeSmsProvider, "send_sms", taken)
     # A killed worker runs no `finally`: its lease stays until it runs out.
-    Campaign.objects.filter(pk=item.pk).update(lease_owner="dead-worker", lease_until=timezone.now() - timedelta(seconds=1))
+    Campaign.objects.filter(pk=item.pk).update(
+        lease_owner="dead-worker", lease_until=timezone.now() - timedelta(seconds=1)
+    )
     assert sending.send_due() == [item.pk]
 
     assert sending.run(item.pk) == "sent"
@@ -234,7 +238,9 @@ def test_a_provider_that_stops_answering_pauses_after_three_sends(tenant_a, shop
     assert figures["failed"] == 3 and figures["pending"] == 3 and figures["sent"] == 0
 
 
-def test_a_suppression_added_after_the_recipients_froze_is_honoured(tenant_a, shop, sendgrid_a, office, settings, monkeypatch):
+def test_a_suppression_added_after_the_recipients_froze_is_honoured(
+    tenant_a, shop, sendgrid_a, office, settings, monkeypatch
+):
     settings.CAMPAIGN_BATCH_SIZE = 1
     customers(shop, 3)
     item = campaign(tenant_a, sendgrid_a)
@@ -299,7 +305,9 @@ def test_a_campaign_must_use_its_own_tenants_connection_and_the_right_channel(
         sending.check(campaign(tenant_a, twilio_a, channel="email"))
 
 
-def test_scheduled_campaigns_wait_for_their_time_and_the_command_sends_due_ones(tenant_a, shop, sendgrid_a, office, queue):
+def test_scheduled_campaigns_wait_for_their_time_and_the_command_sends_due_ones(
+    tenant_a, shop, sendgrid_a, office, queue
+):
     customers(shop, 2)
     later = campaign(tenant_a, sendgrid_a, name="Later")
     sending.schedule(later, timezone.now() + timedelta(hours=2))
@@ -409,3 +417,17 @@ def test_a_number_that_replied_stop_is_suppressed_when_twilio_refuses_it(tenant_
     send_now(campaign(tenant_a, twilio_a, body="Hi"))
 
     assert Suppression.objects.filter(tenant=tenant_a, channel="sms", reason=SuppressionReason.STOP).count() == 1
+
+
+def test_zapier_samples_for_campaign_sent_are_the_tenants_sent_campaigns(tenant_a, tenant_b, shop, sendgrid_a, office):
+    from webhooks.outbound import events
+
+    customers(shop, 1)
+    item = campaign(tenant_a, sendgrid_a, name="Sent one")
+    send_now(item)
+    campaign(tenant_a, sendgrid_a, name="Still a draft")
+
+    [sample] = events.samples("campaign.sent", tenant_a)
+
+    assert sample["data"]["name"] == "Sent one" and sample["data"]["stats"]["sent"] == 1
+    assert events.samples("campaign.sent", tenant_b) == []

@@ -15,3 +15,5 @@ class CampaignsConfig(AppConfig):
         # Messaging connections are tested through integrations' registry like every connection.
         for platform in PROVIDERS:
             CONNECTORS.setdefault(platform, "campaigns.providers.connector.ProviderConnector")
+        # Mailchimp also syncs its audience from the hub's customers (a push stream).
+        CONNECTORS["mailchimp"] = "campaigns.providers.connector.MailchimpConnector"

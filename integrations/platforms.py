@@ -438,6 +438,8 @@ CATALOGUE: dict[str, PlatformSpec] = {
                 _F("api_key", "API key", secret=True, example="…-us21"),
                 _F("audience_id", "Audience ID", required=False),
             ),
+            # The hub's customers who accept marketing, pushed to the audience (campaigns.providers.connector).
+            streams=("audience",),
             docs_url="https://mailchimp.com/developer/marketing/api/",
         ),
         PlatformSpec(

@@ -431,3 +431,37 @@ def test_zapier_samples_for_campaign_sent_are_the_tenants_sent_campaigns(tenant_
 
     assert sample["data"]["name"] == "Sent one" and sample["data"]["stats"]["sent"] == 1
     assert events.samples("campaign.sent", tenant_b) == []
+
+
+def test_a_mailchimp_sync_pushes_marketable_customers_to_the_audience(tenant_a, shop, make_connection, settings):
+    from campaigns.providers.mailchimp import subscriber_hash
+    from integrations.models import SyncStatus
+    from integrations.sync import run_sync
+    from tests.campaigns.fake_mailchimp import API_KEY, AUDIENCE, FakeMailchimp
+
+    settings.INTEGRATIONS_ALLOW_PRIVATE_URLS = True
+    customers(shop, 4)
+    Customer.objects.filter(email__in=["person0@example.com", "person1@example.com", "person2@example.com"]).update(
+        accepts_marketing=True
+    )
+    consent.suppress(tenant_a.pk, "email", "person1@example.com", SuppressionReason.BOUNCED)
+    fake = FakeMailchimp()
+    fake.lists[AUDIENCE]["members"][subscriber_hash("person2@example.com")] = {
+        "email_address": "person2@example.com",
+        "status": "unsubscribed",
+        "last_changed": "2026-11-01T10:00:00+00:00",
+    }
+    with fake.running() as url:
+        mailchimp = make_connection(
+            tenant_a, "mailchimp", credentials={"api_key": API_KEY, "audience_id": AUDIENCE}, base_url=url
+        )
+        run = run_sync(mailchimp)
+
+    assert run.status == SyncStatus.SUCCEEDED, run.error
+    members = fake.lists[AUDIENCE]["members"]
+    assert members[subscriber_hash("person0@example.com")]["status"] == "subscribed"
+    assert subscriber_hash("person1@example.com") not in members  # suppressed in the hub
+    assert subscriber_hash("person3@example.com") not in members  # does not accept marketing
+    assert members[subscriber_hash("person2@example.com")]["status"] == "unsubscribed"  # never re-subscribed
+    assert consent.is_suppressed(tenant_a.pk, "email", "person2@example.com")
+    assert run.counts["audience"]["created"] == 1

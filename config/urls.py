@@ -63,6 +63,7 @@ urlpatterns = [
     path("dashboard/uploads/", include("commerce.upload_urls")),
     path("dashboard/api-keys/", include("tenants.urls")),
     path("dashboard/integrations/", include("integrations.urls")),
+    path("dashboard/campaigns/", include("campaigns.dashboard_urls")),
     path("dashboard/", include("commerce.urls")),
     path("dashboard/switch/<slug:slug>/", tenants_views.switch_tenant, name="switch-tenant"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

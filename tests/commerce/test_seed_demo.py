@@ -181,3 +181,17 @@ def test_the_demo_queues_no_pushes_to_its_made_up_shops():
     seed()
     assert not [q for q in OrmQ.objects.all() if q.task["func"].startswith("commerce.stock_push")]
     assert set(StockListing.objects.values_list("push_status", flat=True)) <= {PushStatus.SKIPPED, PushStatus.NEVER}
+
+
+def test_seed_demo_gives_each_demo_tenant_segments_for_the_campaign_pages():
+    seed()
+    seed()  # idempotent
+
+    from campaigns import segments
+    from campaigns.models import Segment
+
+    for tenant in Tenant.objects.filter(is_demo=True):
+        names = set(Segment.objects.for_tenant(tenant).values_list("name", flat=True))
+        assert names == {"Best customers", "Lapsed: no order in 90 days"}
+        best = Segment.objects.for_tenant(tenant).get(name="Best customers")
+        assert segments.count(tenant, best.rules) > 0

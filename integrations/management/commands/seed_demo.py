@@ -206,7 +206,26 @@ class Command(BaseCommand):
                 },
             )
             self.seed_channel(rng, tenant, connection, shop, currency, now)
+        self.seed_segments(tenant)
         return tenant, owner
+
+    def seed_segments(self, tenant) -> None:
+        """Two customer segments for the Campaigns pages (a campaign needs a real messaging
+        connection, which the demo does not pretend to have)."""
+        from campaigns.models import Segment
+
+        segments = {
+            "Best customers": {"match": "all", "rules": [{"field": "order_count", "op": "gte", "value": 3}]},
+            "Lapsed: no order in 90 days": {
+                "match": "all",
+                "rules": [
+                    {"field": "order_count", "op": "gte", "value": 1},
+                    {"field": "last_order_at", "op": "not_within_days", "value": 90},
+                ],
+            },
+        }
+        for name, rules in segments.items():
+            Segment.objects.update_or_create(tenant=tenant, name=name, defaults={"rules": rules})
 
     def seed_channel(self, rng, tenant, connection, shop: DemoShop, currency: str, now) -> None:
         base = dict(tenant=tenant, connection=connection)

@@ -224,7 +224,7 @@ def run(campaign_id: int) -> str:
     campaign = Campaign.objects.select_related("connection", "segment", "tenant").get(pk=campaign_id)
     try:
         if campaign.recipients_frozen_at is None:
-            freeze(campaign)
+            freeze(campaign, owner=owner)
         _recover_interrupted(campaign)
         if _sends_itself(campaign):
             return _send_through_provider_campaign(campaign, owner)
@@ -276,7 +276,7 @@ def _renew_lease(campaign_id: int, owner: str) -> None:
     Campaign.objects.filter(pk=campaign_id, lease_owner=owner).update(lease_until=timezone.now() + LEASE)
 
 
-def freeze(campaign: Campaign) -> int:
+def freeze(campaign: Campaign, *, owner: str = "") -> int:
     """Write the campaign's recipients from its segment, once (an interrupted freeze is redone: the
     unique (campaign, address) keeps each person once). Returns how many there are."""
     rows = segments.recipients(campaign.tenant, campaign.segment.rules if campaign.segment else {}, campaign.channel)
@@ -297,6 +297,8 @@ def freeze(campaign: Campaign) -> int:
             ],
             ignore_conflicts=True,
         )
+        if owner:
+            _renew_lease(campaign.pk, owner)  # a big segment takes a while: keep the campaign
     now = timezone.now()
     Campaign.objects.filter(pk=campaign.pk).update(recipients_frozen_at=now)
     campaign.recipients_frozen_at = now

@@ -5,11 +5,13 @@ beside the same list with no authentication, and what key authentication costs p
     .venv/bin/python bench/api.py                       # temporary SQLite file, 2,000 requests each
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_api .venv/bin/python bench/api.py
     .venv/bin/python bench/api.py --requests 5000 --clients 16 --workers 2 --threads 8
+    .venv/bin/python bench/api.py --quick --json        # small sizes (make bench), a JSON line last
 
 The server is gunicorn serving config.wsgi on 127.0.0.1 (a free port) with `bench.api_settings`:
 the production settings with DEBUG=false and throwaway SECRET_KEY/FERNET_KEYS, and the production
 URLs plus `bench/orders`, the same orders viewset with no authentication, no throttle and no usage
-counting, for the bench tenant (`bench/api_urls.py`). The database is a temporary SQLite file,
+counting, for the bench tenant, and `bench/bare/`, a view that answers 200 at once: the ceiling of
+the server, its middleware and the load generator (`bench/api_urls.py`). The database is a temporary SQLite file,
 deleted afterwards, or DATABASE_URL when it names PostgreSQL (migrated; its bench data is kept for
 the next run, `--rebuild` replaces it). The cache is REDIS_URL when set, else each process's local
 memory. --skip-http runs only the in-process part.
@@ -37,6 +39,7 @@ import argparse
 import contextlib
 import http.client
 import itertools
+import json
 import os
 import random
 import secrets
@@ -63,6 +66,7 @@ MARKER = "bench-api"
 SETTINGS = "bench.api_settings"
 KEYED_PATH = "/api/v1/orders"
 OPEN_PATH = "/bench/orders"
+BARE_PATH = "/bench/bare/"
 BATCH = 2_000
 CHANNELS = ["shopify", "woocommerce", "amazon"]
 
@@ -381,9 +385,9 @@ class Result:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1] * 1000
 
 
-def drive(url: str, headers: dict[str, str], total: int, clients: int, expect: int, meter: CpuMeter) -> Result:
+def drive(url: str, headers: dict[str, str], total: int, clients: int, expect: int | None, meter: CpuMeter) -> Result:
     """`total` GETs of `url` from `clients` threads, each on its own keep-alive session. A request
-    counts as an error unless it is a 200 with `expect` results."""
+    counts as an error unless it is a 200 with `expect` results (None: any 200)."""
     import requests
 
     tickets = itertools.count()
@@ -396,14 +400,17 @@ def drive(url: str, headers: dict[str, str], total: int, clients: int, expect: i
                 began = time.perf_counter()
                 try:
                     response = session.get(url, timeout=60)
-                    body = response.json() if response.status_code == 200 else None
+                    if expect is None:
+                        body = {} if response.status_code == 200 else None
+                    else:
+                        body = response.json() if response.status_code == 200 else None
                 except (requests.RequestException, ValueError) as error:
                     result.errors[type(error).__name__] += 1
                     continue
                 elapsed = time.perf_counter() - began
                 if body is None:
                     result.errors[f"HTTP {response.status_code}"] += 1
-                elif len(body.get("results", ())) != expect:
+                elif expect is not None and len(body.get("results", ())) != expect:
                     result.errors["short page"] += 1
                 else:
                     result.latencies.append(elapsed)
@@ -496,7 +503,7 @@ def timed_calls(call: Callable[[], object], calls: int) -> tuple[float, float, f
     return statistics.fmean(times) * 1e6, cuts[49] * 1e6, cuts[94] * 1e6
 
 
-def micro(raw_key: str, calls: int) -> None:
+def micro(raw_key: str, calls: int) -> dict:
     """Each step a keyed request pays and an unauthenticated one does not, in this process, against
     the same database and cache as the server."""
     from django.conf import settings
@@ -569,12 +576,13 @@ def micro(raw_key: str, calls: int) -> None:
         f"median ({verdict} the 1 ms target)"
     )
     usage.drain(everything=True)  # the counts into ApiUsage, as the server's next drain would
+    return {"auth_cost_mean_us": round(cost_mean, 1), "auth_cost_median_us": round(cost_median, 1)}
 
 
 # --- The run --------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace, workdir: Path) -> None:
+def run(args: argparse.Namespace, workdir: Path) -> dict:
     env = bench_environment(workdir)
     setup(env)
     from django.core.management import call_command
@@ -583,13 +591,16 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     call_command("migrate", verbosity=0)
     tenant = prepare_data(args.orders, args.noise_tenants, args.noise_orders, args.rebuild)
     raw_key = issue_key(tenant)
+    figures = {"database": connection.vendor, "orders": args.orders, "page_size": args.page_size}
     connection.close()  # gunicorn's workers are separate processes; SQLite is happier with one writer
     if not args.skip_http:
-        measure_http(args, env, workdir, raw_key)
-    micro(raw_key, args.calls)
+        figures |= measure_http(args, env, workdir, raw_key)
+    figures |= micro(raw_key, args.calls)
+    figures["load_average"] = round(os.getloadavg()[0], 2)
+    return figures
 
 
-def measure_http(args: argparse.Namespace, env: dict[str, str], workdir: Path, raw_key: str) -> None:
+def measure_http(args: argparse.Namespace, env: dict[str, str], workdir: Path, raw_key: str) -> dict:
     from django.conf import settings
     from django.db import connection
 
@@ -601,29 +612,31 @@ def measure_http(args: argparse.Namespace, env: dict[str, str], workdir: Path, r
         targets = {
             "key auth": (f"{base}{KEYED_PATH}{query}", {"Authorization": f"Bearer {raw_key}"}),
             "no auth": (f"{base}{OPEN_PATH}{query}", {}),
+            "bare 200": (f"{base}{BARE_PATH}", {}),
         }
-        expect = min(args.page_size, args.orders)
+        page = min(args.page_size, args.orders)
+        expects = {"key auth": page, "no auth": page, "bare 200": None}
         database = connection.settings_dict["NAME"] if connection.vendor == "postgresql" else ""
         meter = CpuMeter(server.process.pid, database)
         cache = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
         print(
             f"\n{connection.vendor}, {cache}; gunicorn {args.workers} workers x {args.threads} threads on "
             f"127.0.0.1:{server.port}; {args.clients} client threads; GET ...orders{query} "
-            f"({expect} orders with their lines per response)"
+            f"({page} orders with their lines per response), and a bare view that answers 200"
         )
         print(
             f"The load generator shares the machine's {os.cpu_count()} cores with the server and the database: "
             "requests/s is a floor, not the server's ceiling."
         )
-        for url, headers in targets.values():
-            warm = drive(url, headers, args.warmup, args.clients, expect, meter)
+        for name, (url, headers) in targets.items():
+            warm = drive(url, headers, args.warmup, args.clients, expects[name], meter)
             if warm.errors:
                 raise SystemExit(f"Warm-up of {url} failed: {dict(warm.errors)}\n{server.tail()}")
         results = {name: Result() for name in targets}
         per_round = max(1, args.requests // args.rounds)
         for _ in range(args.rounds):
             for name, (url, headers) in targets.items():
-                results[name].add(drive(url, headers, per_round, args.clients, expect, meter))
+                results[name].add(drive(url, headers, per_round, args.clients, expects[name], meter))
         print(f"{args.rounds} alternating rounds, {per_round * args.rounds:,} requests per target:")
         for name, result in results.items():
             report(name, result)
@@ -634,6 +647,15 @@ def measure_http(args: argparse.Namespace, env: dict[str, str], workdir: Path, r
                 f"key authentication over HTTP: {keyed.mean_ms - unkeyed.mean_ms:+.2f} ms of mean latency (noisy: "
                 f"two loads on shared cores), {server_cpu[0] - server_cpu[1]:+.2f} ms of server CPU per request"
             )
+        figures: dict = {}
+        for name, result in results.items():
+            key = name.replace(" 200", "").replace(" ", "_")
+            figures[f"{key}_rps"] = round(result.requests / result.seconds, 1) if result.seconds else None
+            if result.latencies:
+                figures[f"{key}_p50_ms"] = round(result.percentile_ms(50), 1)
+                figures[f"{key}_p99_ms"] = round(result.percentile_ms(99), 1)
+            figures[f"{key}_errors"] = sum(result.errors.values())
+        return figures
     finally:
         server.stop()
 
@@ -653,13 +675,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="Threads per gunicorn worker.")
     parser.add_argument("--calls", type=int, default=5_000, help="Calls of each step in the in-process part.")
     parser.add_argument("--skip-http", action="store_true", help="Only the in-process part (no gunicorn).")
+    parser.add_argument(
+        "--quick", action="store_true", help="Small sizes for `make bench`: 2,000 orders, 600 requests per target."
+    )
+    parser.add_argument("--json", action="store_true", help="End with the figures as one JSON line.")
     args = parser.parse_args()
+    if args.quick:
+        args.orders, args.noise_tenants, args.noise_orders = 2_000, 3, 500
+        args.requests, args.warmup, args.rounds, args.calls = 600, 60, 3, 1_000
 
     # SIGTERM (a CI timeout, kill) unwinds like Ctrl-C, so gunicorn and the files are cleaned up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="api-bench-"))
     try:
-        run(args, workdir)
+        figures = run(args, workdir)
+        if args.json:
+            print(json.dumps(figures))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,12 +1,14 @@
 """Bench-only URLconf for `bench/api.py`: the project's URLs plus `bench/orders`, the production
 orders viewset with no authentication, no throttle and no usage counting, for one fixed tenant (the
-slug in BENCH_API_TENANT), so the difference with `/api/v1/orders` is what an API key costs. Only
+slug in BENCH_API_TENANT), so the difference with `/api/v1/orders` is what an API key costs; and
+`bench/bare/`, a view that answers 200 at once, the ceiling of the server and its middleware. Only
 the bench's gunicorn process uses it (through `bench.api_settings`)."""
 
 from __future__ import annotations
 
 import os
 
+from django.http import HttpResponse
 from django.urls import re_path
 from rest_framework.permissions import AllowAny
 
@@ -38,7 +40,12 @@ class UnauthenticatedOrderViewSet(OrderViewSet):
         super().initial(request, *args, **kwargs)
 
 
+def bare(request):
+    return HttpResponse(b"ok", content_type="text/plain")
+
+
 urlpatterns = [
     re_path(r"^bench/orders/?$", UnauthenticatedOrderViewSet.as_view({"get": "list"}), name="bench-orders"),
+    re_path(r"^bench/bare/$", bare, name="bench-bare"),
     *project_urlpatterns,
 ]

@@ -7,14 +7,16 @@ sync engine and bulk ingest.
     .venv/bin/python bench/sync_throughput.py --orders 100000
     .venv/bin/python bench/sync_throughput.py --compare        # peak memory at 10k vs 100k orders
     .venv/bin/python bench/sync_throughput.py --repeat 5       # five runs, and their median
+    .venv/bin/python bench/sync_throughput.py --quick --json   # 5,000 orders (make bench), as JSON
 
 Prints orders/s, pages/s, peak memory (the sync process's maximum RSS growth), SQL statements per
-page and the machine's load average when the sync ended: on a small machine anything else running
-shows in the figures, so compare runs by their median. The store runs in a separate process that
-generates each page on demand, so its memory is not counted and N is limited only by time. The
-platform's own rate limit is left out (no request budget): this measures how fast the hub can take
-data in. Targets on a 2-core machine: at least 2,000 orders/s on SQLite and on PostgreSQL; peak
-memory that does not grow with N.
+page, the ceiling (a bare loop that fetches the same pages with `requests` and decodes their JSON,
+nothing else, in the same run) and the machine's load average when the sync ended: on a small
+machine anything else running shows in the figures, so compare runs by their median. The store
+runs in a separate process that generates each page on demand, so its memory is not counted and N
+is limited only by time. The platform's own rate limit is left out (no request budget): this
+measures how fast the hub can take data in. Targets on a 2-core machine: at least 2,000 orders/s
+on SQLite and on PostgreSQL; peak memory that does not grow with N.
 """
 
 from __future__ import annotations
@@ -115,6 +117,23 @@ def serve(port_queue, orders: int, lines: int) -> None:
     server.serve_forever()
 
 
+def bare_fetch(port: int, orders: int) -> float:
+    """Orders/s of a loop that only fetches and decodes the same pages: what the store and HTTP
+    allow, the ceiling of a sync."""
+    import requests
+
+    pages = max(1, -(-orders // PER_PAGE))
+    began = time.perf_counter()
+    with requests.Session() as session:
+        for page in range(1, pages + 1):
+            response = session.get(
+                f"http://127.0.0.1:{port}/wp-json/wc/v3/orders", params={"page": page, "per_page": PER_PAGE}, timeout=30
+            )
+            response.raise_for_status()
+            response.json()
+    return orders / (time.perf_counter() - began)
+
+
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -165,6 +184,7 @@ def run(orders: int, lines: int) -> dict:
         return execute(sql, params, many, context)
 
     connector = WooCommerceConnector(conn, client=HttpClient(allow_private=True))
+    ceiling = bare_fetch(port, orders)
     baseline = rss_mb()
     started = time.perf_counter()
     try:
@@ -194,6 +214,7 @@ def run(orders: int, lines: int) -> dict:
         "pages_per_second": round(pages / elapsed, 1),
         "peak_memory_growth_mb": round(peak, 1),
         "statements_per_page": round(statements / pages, 1),
+        "ceiling_orders_per_second": round(ceiling),
         "load_average": round(os.getloadavg()[0], 2),
     }
 
@@ -203,7 +224,7 @@ def print_result(result: dict) -> None:
         f"{result['database']}: {result['orders']:,} orders x {result['lines_per_order']} lines in "
         f"{result['seconds']} s = {result['orders_per_second']:,} orders/s ({result['pages_per_second']} pages/s); "
         f"peak memory +{result['peak_memory_growth_mb']} MB; {result['statements_per_page']} SQL statements/page; "
-        f"load average {result['load_average']}"
+        f"bare fetch loop {result['ceiling_orders_per_second']:,} orders/s; load average {result['load_average']}"
     )
 
 
@@ -225,7 +246,10 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true", help="Run 10k and 100k orders and compare peak memory.")
     parser.add_argument("--repeat", type=int, default=1, help="Run this many times and print the median.")
     parser.add_argument("--json", action="store_true", help="Print the result as JSON.")
+    parser.add_argument("--quick", action="store_true", help="5,000 orders (make bench).")
     args = parser.parse_args()
+    if args.quick:
+        args.orders = 5_000
     if args.compare:
         results = []
         for n in (10_000, 100_000):

@@ -9,7 +9,7 @@ class CampaignsConfig(AppConfig):
     def ready(self) -> None:
         from integrations.connectors import CONNECTORS
 
-        from . import shipping_notices  # noqa: F401  (connect the receiver)
+        from . import activity, shipping_notices  # noqa: F401  (connect the receivers)
         from .providers import PROVIDERS
 
         # Messaging connections are tested through integrations' registry like every connection.

@@ -52,6 +52,7 @@ tenant is dropped at once; integrations calls it whenever a sync commits a page.
 
 from __future__ import annotations
 
+import logging
 import time as clock
 from collections import defaultdict
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ from django.utils import timezone
 from tenants.models import Tenant
 
 from .models import Customer, FulfillmentStatus, Order, OrderLine, OrderStatus, ProductVariant, Refund, StockItem
+
+logger = logging.getLogger(__name__)
 
 CACHE_SECONDS = 300
 PERIOD_DAYS = {"7": 7, "30": 30, "90": 90}
@@ -153,13 +156,35 @@ def _version_key(tenant_id: int) -> str:
 
 def _version(tenant_id: int) -> int:
     key = _version_key(tenant_id)
-    version = cache.get(key)
-    if version is None:
-        # Seeded from the clock, not 0: if the version is ever evicted, the new one cannot bring
-        # back figures cached under an old number.
-        cache.add(key, clock.time_ns(), timeout=None)
+    try:
         version = cache.get(key)
+        if version is None:
+            # Seeded from the clock, not 0: if the version is ever evicted, the new one cannot bring
+            # back figures cached under an old number.
+            cache.add(key, clock.time_ns(), timeout=None)
+            version = cache.get(key)
+    except Exception:
+        logger.warning("Cache unavailable; dashboard figures computed without it", exc_info=True)
+        return 0
     return version
+
+
+# The figures are cached, never only there: while the cache is out of reach they are computed from
+# the database on every request, and dropping them is left to the tenant's `data_version`.
+
+
+def _cache_get(key: str) -> Any:
+    try:
+        return cache.get(key)
+    except Exception:
+        return None
+
+
+def _cache_set(key: str, data: Any) -> None:
+    try:
+        cache.set(key, data, CACHE_SECONDS)
+    except Exception:
+        logger.warning("Cache unavailable; dashboard figures not cached", exc_info=True)
 
 
 def invalidate(tenant_id: int) -> None:
@@ -178,9 +203,12 @@ def invalidate(tenant_id: int) -> None:
 def _bump(tenant_id: int) -> None:
     key = _version_key(tenant_id)
     try:
-        cache.incr(key)
-    except ValueError:  # no version yet, so nothing of this tenant is cached
-        cache.add(key, clock.time_ns(), timeout=None)
+        try:
+            cache.incr(key)
+        except ValueError:  # no version yet, so nothing of this tenant is cached
+            cache.add(key, clock.time_ns(), timeout=None)
+    except Exception:  # the tenant row's data_version moves on all the same
+        logger.warning("Cache unavailable; dashboard figures dropped by the tenant's data version", exc_info=True)
 
 
 def dashboard(tenant: Tenant, period: Period, *, bucket: str | None = None) -> dict[str, Any]:
@@ -222,10 +250,10 @@ def dashboard(tenant: Tenant, period: Period, *, bucket: str | None = None) -> d
             str(tenant.default_reorder_point),
         ]
     )
-    data = cache.get(key)
+    data = _cache_get(key)
     if data is None:
         data = compute_dashboard(tenant, period, bucket)
-        cache.set(key, data, CACHE_SECONDS)
+        _cache_set(key, data)
     return data
 
 
@@ -403,10 +431,10 @@ def source_figures(tenant: Tenant, connection_ids: list[int]) -> dict[str, int]:
             ",".join(map(str, ids)),
         ]
     )
-    data = cache.get(key)
+    data = _cache_get(key)
     if data is None:
         data = {**inventory(tenant, ids), "unshipped": unshipped(tenant, ids)}
-        cache.set(key, data, CACHE_SECONDS)
+        _cache_set(key, data)
     return data
 
 

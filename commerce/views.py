@@ -20,7 +20,7 @@ from integrations.models import Connection, SyncFrequency, SyncStatus
 from integrations.platforms import Platform
 from integrations.services import connection_stats
 from integrations.tasks import next_sync_times
-from tenants.models import Tenant
+from tenants.models import Activity, Tenant
 from tenants.views import tenant_required
 
 from . import charts
@@ -157,6 +157,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "connections": connections,
         "amazon": amazon_figures(tenant, connections),
         "recent_orders": Order.objects.for_tenant(tenant).select_related("customer")[:10],
+        # The activity panel's first entries; its script polls the feed for newer ones.
+        "activity": list(Activity.objects.for_tenant(tenant).order_by("-id")[:10]),
     }
     return render(request, "dashboard/home.html", context)
 

@@ -7,6 +7,7 @@ the secrets a production deployment needs are set. README.md documents every var
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -60,6 +61,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every response carries X-Request-ID and every log line of the request its id.
+    "config.middleware.RequestIdMiddleware",
+    "config.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -309,6 +313,27 @@ STOCK_CSV_MAX_ROWS = env.int("STOCK_CSV_MAX_ROWS", default=20000)
 PAYMENTS_MAX_ATTEMPTS = env.int("PAYMENTS_MAX_ATTEMPTS", default=3)
 PAYMENTS_RETRY_DELAY_SECONDS = env.float("PAYMENTS_RETRY_DELAY_SECONDS", default=1.0)
 
+# --- Activity, alerts, circuit breaker (docs/operations.md) ---------------------------------------
+# The activity stream keeps this many days; `cleanup_activity` (daily) deletes older rows, and
+# webhook deliveries refused for their signature older than WEBHOOK_REJECTED_RETENTION_DAYS.
+ACTIVITY_RETENTION_DAYS = env.int("ACTIVITY_RETENTION_DAYS", default=90)
+WEBHOOK_REJECTED_RETENTION_DAYS = env.int("WEBHOOK_REJECTED_RETENTION_DAYS", default=30)
+# Processed webhook events go in the activity stream as one entry per connection per batch of a
+# drain (about 100 events); true writes one entry per event (one more insert per event).
+WEBHOOK_ACTIVITY_PER_EVENT = env.bool("WEBHOOK_ACTIVITY_PER_EVENT", default=False)
+# Alerts to superadmins (checked every minute): a connection failing this many times in a row, ...
+ALERT_FAILURES_IN_A_ROW = env.int("ALERT_FAILURES_IN_A_ROW", default=3)
+# ... webhook events waiting longer than this, or more than this many waiting.
+WEBHOOK_BACKLOG_ALERT_MINUTES = env.int("WEBHOOK_BACKLOG_ALERT_MINUTES", default=15)
+WEBHOOK_BACKLOG_ALERT_COUNT = env.int("WEBHOOK_BACKLOG_ALERT_COUNT", default=1000)
+# Alerts also go by SMS through this Twilio connection (its id) to these E.164 numbers, and as a
+# JSON POST to this URL (https and a public address unless INTEGRATIONS_ALLOW_PRIVATE_URLS).
+ALERT_SMS_CONNECTION_ID = env.int("ALERT_SMS_CONNECTION_ID", default=None)
+ALERT_SMS_TO = env.list("ALERT_SMS_TO", default=[])
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+# Scheduled syncs of a connection pause after this many failures in a row (15 min, doubling, at most a day).
+CIRCUIT_BREAKER_FAILURES = env.int("CIRCUIT_BREAKER_FAILURES", default=5)
+
 # --- I18N -----------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -342,18 +367,38 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-# /health/ is probed over plain HTTP by load balancers inside the private network.
-SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+# /health/ and /metrics are probed over plain HTTP by load balancers and scrapers inside the private network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
+
+# --- Metrics --------------------------------------------------------------------------------------
+# GET /metrics (config/metrics.py) answers a request with `Authorization: Bearer <METRICS_TOKEN>` or
+# from an address in METRICS_ALLOWED_IPS (comma-separated CIDRs); everyone else gets a 404, and with
+# neither set, everyone does. Multiprocess counting is PROMETHEUS_MULTIPROC_DIR, read by
+# prometheus_client itself from the environment.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+try:
+    for _network in METRICS_ALLOWED_IPS:
+        ipaddress.ip_network(_network.strip(), strict=False)
+except ValueError as _error:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_error}") from None
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "plain" lines for people, or "json" (config/logging.py), one object per line, for production.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact_secrets": {"()": "tenants.logging.RedactSecretsFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logging.JsonFormatter"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact_secrets"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

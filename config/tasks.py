@@ -17,12 +17,26 @@ STANDING = {
     "fulfilment-sweep": ("commerce.fulfilment.sweep", 1),
     # Queues campaigns whose time has come, and sends a dead worker left half-done.
     "campaigns-due": ("campaigns.sending.send_due", 1),
+    # Opens and resolves alert incidents, and notifies superadmins (integrations/alerts.py).
+    "alerts-check": ("integrations.alerts.check", 1),
+    # Deletes activity and rejected webhook deliveries past their retention (cleanup_activity).
+    "activity-cleanup": ("config.tasks.cleanup_activity", 24 * 60),
 }
 
 
 def heartbeat() -> str:
     """Runs every minute on the task cluster; /health/ reads when it last succeeded."""
     return timezone.now().isoformat()
+
+
+def cleanup_activity() -> str:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("cleanup_activity", stdout=out)
+    return out.getvalue().strip()
 
 
 def ensure_schedules(**kwargs) -> None:

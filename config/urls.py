@@ -11,11 +11,13 @@ from commerce.api import CustomerViewSet, InventoryViewSet, OrderViewSet, Produc
 from commerce.fulfilment_api import FulfilmentRuleViewSet, FulfilmentViewSet, fulfilment_analytics
 from integrations.api import ConnectionViewSet, PlatformViewSet, SyncRunViewSet
 from payments.api import PaymentViewSet
+from tenants import activity_views
 from tenants import api as tenants_api
 from tenants import views as tenants_views
+from tenants.activity_api import ActivityViewSet
 from tenants.forms import ThrottledAuthenticationForm
 
-from . import admin_api
+from . import admin_api, metrics
 from .health import health
 
 router = SimpleRouter()
@@ -37,6 +39,7 @@ router.register("segments", SegmentViewSet, basename="segment")
 router.register("campaigns", CampaignViewSet, basename="campaign")
 router.register("suppressions", SuppressionViewSet, basename="suppression")
 router.register("api-keys", tenants_api.ApiKeyViewSet, basename="api-key")
+router.register("activity", ActivityViewSet, basename="activity")
 
 # The admin API for superadmins (config/admin_api.py); optional trailing slash, like the router's.
 admin_api_urls = [
@@ -51,6 +54,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:home", permanent=False)),
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("webhooks/", include("webhooks.urls")),
     path("u/", include("campaigns.urls")),
     path("integrations/oauth/", include("integrations.oauth.urls")),
@@ -64,6 +68,7 @@ urlpatterns = [
     path("dashboard/api-keys/", include("tenants.urls")),
     path("dashboard/integrations/", include("integrations.urls")),
     path("dashboard/campaigns/", include("campaigns.dashboard_urls")),
+    re_path(r"^dashboard/activity/feed/?$", activity_views.feed, name="dashboard-activity-feed"),
     path("dashboard/", include("commerce.urls")),
     path("dashboard/switch/<slug:slug>/", tenants_views.switch_tenant, name="switch-tenant"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

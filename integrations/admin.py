@@ -5,7 +5,7 @@ import secrets
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -23,6 +23,7 @@ from .models import (
     HUB_WEBHOOK_SECRET,
     Connection,
     ConnectionStatus,
+    Incident,
     QuarantinedRecord,
     SyncRun,
     SyncStatus,
@@ -91,6 +92,8 @@ class ConnectionAdmin(admin.ModelAdmin):
         "cursors",
         "sync_history",
         "webhooks",
+        "circuit_breaker",
+        "incidents",
         "created_at",
         "updated_at",
     ]
@@ -122,6 +125,8 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: Connection) -> str:
+        if obj.is_paused:
+            return format_html("{} · paused", badge(obj.status, obj.get_status_display()))
         return badge(obj.status, obj.get_status_display())
 
     @admin.display(description="last sync")
@@ -171,7 +176,8 @@ class ConnectionAdmin(admin.ModelAdmin):
             ("Sync", {"fields": ["sync_frequency", "enabled", "base_url"]}),
         ]
         if obj is not None:
-            fieldsets.append(("State", {"fields": ["uuid", "status", "last_tested_at", "last_error", "check_result"]}))
+            state = ["uuid", "status", "last_tested_at", "last_error", "check_result", "circuit_breaker", "incidents"]
+            fieldsets.append(("State", {"fields": state}))
             fieldsets.append(("Sync history (newest first)", {"fields": ["sync_history"]}))
             fieldsets.append(("Webhooks", {"fields": ["webhooks"]}))
             fieldsets.append(("Sync position", {"fields": ["rate_budget", "cursors"], "classes": ["collapse"]}))
@@ -197,6 +203,42 @@ class ConnectionAdmin(admin.ModelAdmin):
         if not obj.last_test_result:
             return "Not tested yet: press “Test connection”."
         return format_html_check(obj.last_test_result)
+
+    @admin.display(description="circuit breaker")
+    def circuit_breaker(self, obj: Connection) -> str:
+        if obj.is_paused:
+            return format_html(
+                '<strong style="color:#b42318">Paused until {} UTC</strong> because {} Scheduled syncs wait; '
+                "Sync now still runs, and a successful test or sync closes the breaker.",
+                obj.paused_until.strftime("%Y-%m-%d %H:%M"),
+                obj.pause_reason,
+            )
+        if obj.consecutive_failures:
+            return format_html(
+                "Closed; {} failure(s) in a row so far (scheduled syncs pause at {}).",
+                obj.consecutive_failures,
+                settings.CIRCUIT_BREAKER_FAILURES,
+            )
+        return "Closed."
+
+    @admin.display(description="incidents")
+    def incidents(self, obj: Connection) -> str:
+        rows = list(obj.incidents.order_by("-opened_at")[:10])
+        if not rows:
+            return "None."
+        open_mark = mark_safe('<strong style="color:#b42318">open</strong>')
+        items = [
+            format_html(
+                '<li><a href="{}">{}</a> · {} · opened {} · {}</li>',
+                reverse("admin:integrations_incident_change", args=[i.pk]),
+                i.title,
+                i.get_kind_display(),
+                i.opened_at.strftime("%Y-%m-%d %H:%M"),
+                f"resolved {i.resolved_at:%Y-%m-%d %H:%M}" if i.resolved_at else open_mark,
+            )
+            for i in rows
+        ]
+        return format_html("<ul>{}</ul>", format_html("".join(["{}"] * len(items)), *items))
 
     @admin.display(description="latest runs")
     def sync_history(self, obj: Connection) -> str:
@@ -515,3 +557,47 @@ class QuarantinedRecordAdmin(admin.ModelAdmin):
             f"{ok} record(s) stored; {failed} still failing (see their new errors).",
             messages.SUCCESS if not failed else messages.WARNING,
         )
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    """What the alerts found (integrations.alerts): open ones first, then the resolved history."""
+
+    list_display = ["title", "kind", "tenant", "connection", "state", "since", "opened_at", "resolved_at", "notified"]
+    list_filter = [OpenFilter, "kind", "tenant"]
+    list_select_related = ["tenant", "connection"]
+    search_fields = ["title", "subject", "details"]
+    date_hierarchy = "opened_at"
+    readonly_fields = [
+        "kind",
+        "subject",
+        "title",
+        "details",
+        "tenant",
+        "connection",
+        "since",
+        "opened_at",
+        "resolved_at",
+        "notified_at",
+        "notify_error",
+    ]
+
+    def get_ordering(self, request: HttpRequest):
+        # Open incidents (no resolved_at) first, newest first within each.
+        return [F("resolved_at").desc(nulls_first=True), "-opened_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="state", ordering="resolved_at")
+    def state(self, obj: Incident) -> str:
+        if obj.is_open:
+            return format_html('<strong style="color:#b42318">{}</strong>', "open")
+        return "resolved"
+
+    @admin.display(description="notified", boolean=True)
+    def notified(self, obj: Incident) -> bool:
+        return obj.notified_at is not None and not obj.notify_error

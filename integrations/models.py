@@ -73,6 +73,12 @@ class Connection(TenantOwned):
     # whose worker died loses it when it expires, so the next run can take over.
     sync_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     sync_lease_owner = models.CharField(max_length=64, blank=True, editable=False)
+    # Failed sync runs and tests since the last success (alerts, and the circuit breaker: from
+    # CIRCUIT_BREAKER_FAILURES on, scheduled syncs wait until `paused_until`; see integrations.tasks).
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    failing_since = models.DateTimeField(null=True, blank=True, editable=False)
+    paused_until = models.DateTimeField(null=True, blank=True, editable=False)
+    pause_reason = models.CharField(max_length=500, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -134,6 +140,11 @@ class Connection(TenantOwned):
                 if entry["value"] not in found:
                     found.append(str(entry["value"]))
         return found
+
+    @property
+    def is_paused(self) -> bool:
+        """Whether the circuit breaker holds its scheduled syncs back now (manual ones still run)."""
+        return self.paused_until is not None and self.paused_until > timezone.now()
 
     @property
     def frequency_seconds(self) -> int | None:
@@ -255,3 +266,50 @@ class QuarantinedRecord(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.stream} {self.external_id or '(no id)'}: {self.error[:60]}"
+
+
+class IncidentKind(models.TextChoices):
+    CONNECTION_FAILING = "connection_failing", "Connection failing repeatedly"
+    SYNC_OVERDUE = "sync_overdue", "Sync overdue"
+    WEBHOOK_BACKLOG = "webhook_backlog", "Webhook backlog"
+    WEBHOOK_PARKED = "webhook_parked", "Parked webhook events"
+
+
+class Incident(models.Model):
+    """A condition the alerts check found (integrations.alerts), open while it holds. At most one
+    is open per (kind, subject), so a condition that stays true alerts once; when it clears the
+    incident is resolved, and if it comes back a new one opens. Some concern no tenant (the
+    webhook backlog), so this is not a tenant-owned row: superadmins only."""
+
+    kind = models.CharField(max_length=32, choices=IncidentKind.choices)
+    subject = models.CharField(max_length=100, help_text="What it is about, e.g. connection:12.")
+    title = models.CharField(max_length=300)
+    details = models.TextField(blank=True)
+    tenant = models.ForeignKey(
+        "tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="incidents"
+    )
+    connection = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.CASCADE, related_name="incidents"
+    )
+    since = models.DateTimeField(help_text="When the condition began, as far as the hub can tell.")
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    # What went wrong sending the notices (a person reads it on the incident's page).
+    notify_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "subject"], condition=models.Q(resolved_at__isnull=True), name="incident_one_open"
+            )
+        ]
+        indexes = [models.Index(fields=["resolved_at", "-opened_at"], name="incident_open_recent")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

@@ -428,6 +428,10 @@ CATALOGUE: dict[str, PlatformSpec] = {
                 _F("from_email", "Verified sender", example="shop@example.com"),
                 _F("webhook_public_key", "Event webhook verification key", required=False),
             ),
+            # Mail Send is not throttled per second the way SendGrid's other endpoints are (600 a
+            # minute); the hub paces a campaign at 10 a second, bursting to 20.
+            rate_limit=10.0,
+            rate_burst=20,
             docs_url="https://www.twilio.com/docs/sendgrid/api-reference",
         ),
         PlatformSpec(

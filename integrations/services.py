@@ -15,6 +15,7 @@ from .connectors import CONNECTORS, get_connector
 from .connectors.base import CheckResult
 from .errors import IntegrationError
 from .models import Connection, ConnectionStatus, SyncRun, SyncStatus
+from .tasks import note_failure, note_success
 
 # Sent after a connection test is recorded (kwargs: connection, result), e.g. so webhooks can
 # register their subscriptions once credentials are known to work.
@@ -48,6 +49,11 @@ def test_connection(connection: Connection, *, request=None, actor=None) -> Chec
     connection.last_test_result = result.as_dict()
     connection.last_error = "" if result.ok else str(result.message + (f" ({result.hint})" if result.hint else ""))
     connection.save(update_fields=["status", "last_tested_at", "last_test_result", "last_error", "updated_at"])
+    # A test counts like a sync run for the failure streak; a passing one closes the circuit breaker.
+    if result.ok:
+        note_success(connection)
+    else:
+        note_failure(connection, connection.last_error)
     audit.record(
         "connection.tested",
         request=request,

@@ -24,24 +24,32 @@ from types import TracebackType
 from typing import Any
 
 from django.core.cache import caches
-from django.db import connections, transaction
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections, transaction
 from django.db.models import Q
 from django.dispatch import Signal
 from django.utils import timezone
 
 from commerce.ingest import Source, ingest
 from commerce.records import IngestResult
+from config import metrics
+from config.log_context import connection_log_context
+from tenants import activity
+from tenants.models import ActivityKind, ActivityLevel
 
 from .connectors import get_connector
 from .connectors.base import Connector, Failed, Page
 from .crm import push_stream
 from .errors import AuthError, IntegrationError
 from .models import Connection, ConnectionStatus, QuarantinedRecord, SyncRun, SyncStatus, SyncTrigger
-from .tasks import update_schedule
+from .tasks import NOT_THE_CONNECTION, note_failure, note_success, update_schedule
 
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)
+DATABASE_LOST = (
+    "The database connection was lost during the sync. The pages committed before are kept; the next run goes on "
+    "after the last of them."
+)
 
 # Sent after each committed page and at the end of a run: dashboards drop their cached figures.
 sync_committed = Signal()  # kwargs: tenant_id, connection_id, stream
@@ -67,6 +75,23 @@ def release_lease(connection: Connection, owner: str) -> None:
     )
 
 
+def close_abandoned_runs(connection: Connection, run: SyncRun) -> int:
+    """Fail the connection's other runs still marked running, once `run` holds the lease: a run
+    that lost its lease had its worker die (killed, its host gone) and left its lease to lapse, so
+    nothing else would ever finish it. `run` goes on from their last committed page."""
+    return (
+        SyncRun.objects.filter(connection_id=connection.pk, status=SyncStatus.RUNNING)
+        .exclude(pk=run.pk)
+        .update(
+            status=SyncStatus.FAILED,
+            error_code="abandoned",
+            error=f"Its worker stopped before the run finished and its lease lapsed; run #{run.pk} went on "
+            "from its last committed page.",
+            finished_at=timezone.now(),
+        )
+    )
+
+
 def create_run(
     connection: Connection, streams: list[str] | None = None, *, full: bool = False, trigger: str = SyncTrigger.MANUAL
 ) -> SyncRun:
@@ -79,6 +104,7 @@ def create_run(
     )
 
 
+@connection_log_context
 def run_sync(
     connection: Connection,
     streams: list[str] | None = None,
@@ -102,6 +128,7 @@ def run_sync(
     owner = f"run-{run.pk}"
     if not acquire_lease(connection, owner):
         return _finish(run, SyncStatus.SKIPPED, "Another sync of this connection is running.", "busy")
+    close_abandoned_runs(connection, run)
 
     # The stored cursors, not the caller's copy: another run may have moved them since it loaded.
     connection.cursors = Connection.objects.values_list("cursors", flat=True).get(pk=connection.pk)
@@ -116,7 +143,12 @@ def run_sync(
         return _finish(run, SyncStatus.FAILED, str(error), error.code)
     except SyncBusy as error:
         return _finish(run, SyncStatus.FAILED, str(error), "busy")
-    except Exception:
+    except Exception as error:
+        if _database_gone(error):
+            # A restart, a failover, the connection killed. Each page was committed whole with its
+            # cursor, so the next run goes on after the last one.
+            logger.exception("Sync run %s of connection %s lost its database connection", run.pk, connection.pk)
+            return _finish(run, SyncStatus.FAILED, DATABASE_LOST, "database")
         logger.exception("Sync run %s of connection %s crashed", run.pk, connection.pk)
         return _finish(run, SyncStatus.FAILED, "The sync stopped on an internal error; it has been logged.", "internal")
     finally:
@@ -173,6 +205,7 @@ def _commit_page(connection, run, stream, source, owner, page: Page, counts: dic
         run.heartbeat_at = timezone.now()
         run.save(update_fields=["counts", "progress", "heartbeat_at"])
     sync_committed.send(sender=SyncRun, tenant_id=source.tenant_id, connection_id=source.connection_id, stream=stream)
+    metrics.records_synced(connection.platform, stream, result.created + result.updated)
 
 
 class PrefetchedPages:
@@ -276,6 +309,26 @@ def _jsonable(payload: Any) -> Any:
     return {"repr": repr(payload)[:5000]}
 
 
+# PostgreSQL's codes for a connection that broke: class 08, and the server shutting down or starting.
+CONNECTION_LOST_STATES = {"57P01", "57P02", "57P03"}
+
+
+def _database_gone(error: Exception) -> bool:
+    """Whether `error` is PostgreSQL's connection breaking (a restart, a failover, the backend
+    terminated), rather than a statement failing. A connection left broken outside a transaction
+    is closed here, as nothing else outside a request would, so that recording the failure and
+    releasing the lease run on a new one."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or not isinstance(error, OperationalError | InterfaceError):
+        return False
+    state = getattr(error.__cause__, "sqlstate", None) or ""
+    if state and not state.startswith("08") and state not in CONNECTION_LOST_STATES:
+        return False  # a lock or statement timeout, a deadlock: the connection is fine
+    if db.connection is not None and not db.in_atomic_block and not db.is_usable():
+        db.close()
+    return True
+
+
 def _record_failure(connection: Connection, error: IntegrationError) -> None:
     status = ConnectionStatus.NEEDS_REAUTH if isinstance(error, AuthError) else ConnectionStatus.FAILING
     Connection.objects.filter(pk=connection.pk).exclude(status=ConnectionStatus.DISABLED).update(
@@ -288,8 +341,41 @@ def _finish(run: SyncRun, status: str, error: str = "", code: str = "") -> SyncR
     run.status, run.error, run.error_code, run.finished_at = status, error, code, now
     run.started_at = run.started_at or now
     run.save(update_fields=["status", "error", "error_code", "finished_at", "started_at", "streams"])
+    metrics.sync_run_finished(run)
     sync_committed.send(sender=SyncRun, tenant_id=run.tenant_id, connection_id=run.connection_id, stream=None)
+    _announce(run)
     return run
+
+
+def _announce(run: SyncRun) -> None:
+    """A finished run counts for the connection's failure streak (alerts, the circuit breaker) and
+    goes in the tenant's activity stream."""
+    connection = run.connection
+    if run.status == SyncStatus.SUCCEEDED:
+        note_success(connection)
+        totals = run.totals
+        changed = ", ".join(f"{totals[k]} {k}" for k in ("created", "updated", "failed") if totals[k])
+        activity.record(
+            run.tenant_id,
+            ActivityKind.SYNC_COMPLETED,
+            f"Sync #{run.pk} of “{connection.name}” completed: {changed or 'nothing new'}.",
+            level=ActivityLevel.WARNING if totals["failed"] else ActivityLevel.INFO,
+            connection_id=run.connection_id,
+            subject=f"sync_run:{run.pk}",
+            data={"trigger": run.trigger, **totals},
+        )
+    elif run.status == SyncStatus.FAILED:
+        if run.error_code not in NOT_THE_CONNECTION:
+            note_failure(connection, run.error)
+        activity.record(
+            run.tenant_id,
+            ActivityKind.SYNC_FAILED,
+            f"Sync #{run.pk} of “{connection.name}” failed: {run.error}",
+            level=ActivityLevel.ERROR,
+            connection_id=run.connection_id,
+            subject=f"sync_run:{run.pk}",
+            data={"trigger": run.trigger, "error_code": run.error_code},
+        )
 
 
 def retry_quarantined(record: QuarantinedRecord) -> bool:

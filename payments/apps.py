@@ -9,6 +9,7 @@ class PaymentsConfig(AppConfig):
     def ready(self) -> None:
         from integrations.connectors import CONNECTORS
 
+        from . import activity  # noqa: F401  (connect the receivers)
         from .gateways import GATEWAYS
 
         # Payment connections are tested through integrations' registry like every connection.

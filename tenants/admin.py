@@ -6,15 +6,17 @@ from django.contrib.auth import get_user_model, password_validation
 from django.db import transaction
 from django.db.models import OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from . import audit, usage
+from . import activity, audit, usage
 from .models import (
+    Activity,
+    ActivityLevel,
     AdminApiKey,
     ApiKey,
     ApiKeyScope,
@@ -485,3 +487,59 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: AuditLog | None = None) -> bool:
         return False
+
+
+LEVEL_COLOURS = {ActivityLevel.INFO: "#175cd3", ActivityLevel.WARNING: "#b54708", ActivityLevel.ERROR: "#b42318"}
+
+
+@admin.register(Activity)
+class ActivityAdmin(admin.ModelAdmin):
+    """Every client's activity stream, newest first, with a live panel that polls for new entries."""
+
+    list_display = ["created_at", "tenant", "level_badge", "kind", "message", "connection_link"]
+    list_filter = ["level", "kind", "tenant"]
+    search_fields = ["message", "subject"]
+    list_select_related = ["tenant"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    readonly_fields = ["tenant", "kind", "level", "message", "connection_id", "subject", "data", "created_at"]
+    change_list_template = "admin/tenants/activity/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Activity | None = None) -> bool:
+        return False
+
+    @admin.display(description="level", ordering="level")
+    def level_badge(self, obj: Activity) -> str:
+        return format_html(
+            '<strong style="color:{}">{}</strong>', LEVEL_COLOURS.get(obj.level, "#000"), obj.get_level_display()
+        )
+
+    @admin.display(description="connection")
+    def connection_link(self, obj: Activity) -> str:
+        if obj.connection_id is None:
+            return "—"
+        try:
+            url = reverse("admin:integrations_connection_change", args=[obj.connection_id])
+        except NoReverseMatch:
+            return f"#{obj.connection_id}"
+        return format_html('<a href="{}">#{}</a>', url, obj.connection_id)
+
+    def get_urls(self):
+        feed = path("feed/", self.admin_site.admin_view(self.feed_view), name="tenants_activity_feed")
+        return [feed, *super().get_urls()]
+
+    def feed_view(self, request: HttpRequest) -> JsonResponse:
+        """JSON for the live panel: entries of every client (or of `?tenant=<id>`) above `after`."""
+        if not self.has_view_permission(request):
+            return JsonResponse({"error": "Not allowed."}, status=403)
+        try:
+            after = activity.parse_after(request.GET.get("after"))
+            tenant = activity.parse_after(request.GET.get("tenant") or request.GET.get("tenant__id__exact"))
+        except ValueError:
+            return JsonResponse({"error": "`after` and `tenant` must be ids."}, status=400)
+        entries = Activity.objects.all() if tenant is None else Activity.objects.for_tenant(tenant)
+        payload = activity.feed(entries, after, with_tenant=True)
+        return JsonResponse(payload, headers={"Cache-Control": "no-store"})

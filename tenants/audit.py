@@ -12,8 +12,9 @@ from .models import AuditLog, Tenant
 def client_ip(request: HttpRequest | None) -> str | None:
     if request is None:
         return None
-    # REMOTE_ADDR is the proxy's address behind a reverse proxy; gunicorn is run with
-    # --forwarded-allow-ips so it is rewritten to the client's, and we never trust the raw header.
+    # Behind the reverse proxy, config/gunicorn.conf.py sets REMOTE_ADDR from X-Real-IP (which nginx
+    # overwrites) only for requests from a trusted proxy (FORWARDED_ALLOW_IPS); the raw header of
+    # any other peer is never trusted.
     return request.META.get("REMOTE_ADDR") or None
 
 

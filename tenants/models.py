@@ -309,3 +309,51 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label or 'system'} {self.action} {self.target}"
+
+
+class ActivityLevel(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+
+
+class ActivityKind(models.TextChoices):
+    """What happened. Apps record these through `tenants.activity.record`; tenants knows their
+    names only, never their models."""
+
+    SYNC_COMPLETED = "sync.completed", "Sync completed"
+    SYNC_FAILED = "sync.failed", "Sync failed"
+    WEBHOOK_PROCESSED = "webhook.processed", "Webhook events processed"
+    WEBHOOK_PARKED = "webhook.parked", "Webhook event parked"
+    PAYMENT_PROCESSED = "payment.processed", "Payment processed"
+    CAMPAIGN_SENT = "campaign.sent", "Campaign sent"
+    CONNECTION_FAILING = "connection.failing", "Connection failing"
+    CONNECTION_PAUSED = "connection.paused", "Scheduled syncs paused"
+    CONNECTION_RECOVERED = "connection.recovered", "Connection recovered"
+
+
+class Activity(TenantOwned):
+    """One thing that happened to a tenant's data or connections, for the activity stream on the
+    dashboards and in the API. Written once, after the change it describes commits; kept for
+    ACTIVITY_RETENTION_DAYS. The connection is a plain id (tenants imports no app), and `subject`
+    names the object in words or as `<type>:<id>`."""
+
+    kind = models.CharField(max_length=32, choices=ActivityKind.choices)
+    level = models.CharField(max_length=8, choices=ActivityLevel.choices, default=ActivityLevel.INFO)
+    message = models.CharField(max_length=500)
+    connection_id = models.BigIntegerField(null=True, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "activity"
+        ordering = ["-id"]
+        indexes = [
+            # The feed polls "newer than the last id I have" per tenant; lists order by time.
+            models.Index(fields=["tenant", "id"], name="activity_tenant_id"),
+            models.Index(fields=["tenant", "-created_at"], name="activity_tenant_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.kind}: {self.message[:80]}"

@@ -10,6 +10,7 @@ allowance at its end and the next at the start of the next.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from rest_framework.throttling import BaseThrottle
 from .audit import client_ip
 from .counters import increment
 from .models import AdminApiKey, ApiKey, ApiKeyTier
+
+logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 3600
 
@@ -79,7 +82,13 @@ class ApiRateThrottle(BaseThrottle):
 
     def allow_request(self, request: Request, view) -> bool:
         now = time.time()
-        state = hit(*caller(request), now)
+        try:
+            state = hit(*caller(request), now)
+        except Exception:
+            # The counters live in the cache. While it is out of reach the API answers unmetered
+            # (and without the headers it cannot fill in) rather than not at all.
+            logger.warning("Cache unavailable; API request not rate-limited", exc_info=True)
+            return True
         view.headers.update(state.headers)
         if state.allowed:
             return True

@@ -13,7 +13,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from functools import cache
 
@@ -22,7 +25,11 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from config import metrics
+from config.log_context import log_context
 from integrations.models import ConnectionStatus
+from tenants import activity
+from tenants.models import ActivityKind, ActivityLevel
 
 from .errors import Unprocessable
 from .models import EventStatus, WebhookEvent
@@ -58,6 +65,11 @@ def process(event_pk: int) -> str:
     if not claimed:
         return "already taken or done"
     event = WebhookEvent.objects.select_related("connection").get(pk=event_pk)
+    with log_context(tenant=event.tenant_id, connection=event.connection_id):
+        return _handle(event)
+
+
+def _handle(event: WebhookEvent) -> str:
     handler = handlers().get((event.provider, event.topic))
     if handler is None:
         return _finish(event, EventStatus.IGNORED, outcome=f"No handler for the topic “{event.topic}”.")
@@ -87,7 +99,7 @@ def backoff(attempts: int) -> timedelta:
 
 def _finish(event: WebhookEvent, status: str, *, outcome: str = "", error: str = "", retry_at=None) -> str:
     now = timezone.now()
-    WebhookEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(
+    finished = WebhookEvent.objects.filter(pk=event.pk, status=EventStatus.PROCESSING).update(
         status=status,
         outcome=outcome[:255],
         error=error,
@@ -95,7 +107,71 @@ def _finish(event: WebhookEvent, status: str, *, outcome: str = "", error: str =
         locked_until=None,
         processed_at=now if status in (EventStatus.PROCESSED, EventStatus.IGNORED) else None,
     )
+    if finished:
+        metrics.webhook_event_finished(event.provider, status)
+        _announce(event, status, outcome or error)
     return f"{status}: {outcome or error}"
+
+
+# --- The activity stream ---------------------------------------------------------------------------
+# A parked event is one entry (a person has to act). Processed events are many, so while a drain
+# works through a round of waiting events they are counted per connection and written as one entry
+# each at the end of the round (WEBHOOK_ACTIVITY_PER_EVENT writes one per event instead). An event
+# processed on its own (replay, the minute sweep's retries) is an entry of its own.
+
+_batch: ContextVar[Counter | None] = ContextVar("webhook_activity_batch", default=None)
+
+
+def _announce(event: WebhookEvent, status: str, text: str) -> None:
+    connection = event.connection
+    if status == EventStatus.PARKED:
+        activity.record(
+            event.tenant_id,
+            ActivityKind.WEBHOOK_PARKED,
+            f"Webhook event #{event.pk} ({event.topic or 'no topic'}) from “{connection.name}” parked: {text}",
+            level=ActivityLevel.ERROR,
+            connection_id=event.connection_id,
+            subject=f"webhook_event:{event.pk}",
+        )
+        return
+    if status != EventStatus.PROCESSED:
+        return
+    counts = _batch.get()
+    key = (event.tenant_id, event.connection_id, connection.name, event.topic)
+    if counts is None or settings.WEBHOOK_ACTIVITY_PER_EVENT:
+        _record_processed({key: 1})
+    else:
+        # Counted once the event's transaction commits, like every activity.
+        transaction.on_commit(lambda: counts.update([key]))
+
+
+@contextmanager
+def batch() -> Iterator[None]:
+    """Processed events inside the block go in the activity stream as one entry per connection."""
+    counts: Counter = Counter()
+    token = _batch.set(counts)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+        _record_processed(counts)
+
+
+def _record_processed(counts: dict[tuple[int, int, str, str], int]) -> None:
+    per_connection: dict[tuple[int, int, str], Counter] = {}
+    for (tenant_id, connection_id, name, topic), n in counts.items():
+        per_connection.setdefault((tenant_id, connection_id, name), Counter())[topic or "(none)"] += n
+    for (tenant_id, connection_id, name), topics in per_connection.items():
+        total = sum(topics.values())
+        plural = "event" if total == 1 else "events"
+        activity.record(
+            tenant_id,
+            ActivityKind.WEBHOOK_PROCESSED,
+            f"{total} webhook {plural} from “{name}” processed ({', '.join(sorted(topics))}).",
+            connection_id=connection_id,
+            subject=f"connection:{connection_id}",
+            data={"count": total, "topics": dict(topics)},
+        )
 
 
 def due(now=None, limit: int = 500) -> list[int]:
@@ -137,11 +213,12 @@ def drain(seconds: float) -> tuple[int, bool]:
             pks = waiting()
             if not pks:
                 return done, False
-        for pk in pks:
-            process(pk)
-            done += 1
-            if time.monotonic() >= deadline:
-                return done, True
+        with batch():
+            for pk in pks:
+                process(pk)
+                done += 1
+                if time.monotonic() >= deadline:
+                    return done, True
 
 
 def replay(events) -> int:

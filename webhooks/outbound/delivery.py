@@ -29,6 +29,7 @@ from django.core.mail import send_mail
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from config import metrics
 from tenants import audit
 from tenants.models import Membership, Role
 
@@ -126,7 +127,8 @@ def deliver(pk: int, attempts: int) -> str:
 def _finish(item: HookDelivery, attempt: int, status: str, **fields) -> None:
     fields.setdefault("next_attempt_at", None)
     # Only while the attempt is still ours (a lapsed lease may have let another worker in).
-    HookDelivery.objects.filter(pk=item.pk, attempts=attempt, status__in=OPEN).update(status=status, **fields)
+    if HookDelivery.objects.filter(pk=item.pk, attempts=attempt, status__in=OPEN).update(status=status, **fields):
+        metrics.outbound_delivery_finished(status, fields.get("response_code"))
 
 
 def _note_failure(subscription: HookSubscription, error: str) -> None:

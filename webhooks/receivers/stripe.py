@@ -1,13 +1,16 @@
 """Stripe: `Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">` with the
 endpoint's signing secret (whsec_…), checked by the `stripe` package itself
 (`stripe.WebhookSignature.verify_header`), which also refuses a timestamp older than
-WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS. While a secret is rolled Stripe signs with both (two v1
-values), and a replaced secret still verifies during the grace period.
+WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS; one as far in the future is refused here. While a secret is
+rolled Stripe signs with both (two v1 values), and a replaced secret still verifies during the
+grace period.
 
 The event's `evt_` id is the same on every retry of the event, so it is the event id.
 """
 
 from __future__ import annotations
+
+import time
 
 import stripe
 from django.conf import settings
@@ -43,6 +46,10 @@ class StripeReceiver(Receiver):
         except stripe.SignatureVerificationError as error:
             reason = f"Stripe-Signature is older than {tolerance} s, the delivery is stale or replayed"
             raise Rejected(f"{reason}: {error.user_message}.") from None
+        # The package refuses only the past; a time as far ahead of the hub's clock is refused too,
+        # as for every signed timestamp (WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS).
+        if _signed_at(header) > time.time() + tolerance:
+            raise Rejected(f"Stripe-Signature is dated more than {tolerance} s ahead of the hub's clock.")
 
     def parse(self, delivery: Delivery) -> list[Incoming]:
         event = delivery.json()
@@ -52,3 +59,12 @@ class StripeReceiver(Receiver):
         obj = data.get("object") if isinstance(data, dict) else None
         resource_id = obj.get("id") if isinstance(obj, dict) else None
         return [Incoming(topic=str(event["type"]), event_id=str(event["id"]), resource_id=str(resource_id or ""))]
+
+
+def _signed_at(header: str) -> int:
+    """The `t=` of a Stripe-Signature the package has already parsed and verified."""
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "t":
+            return int(value)
+    return 0

@@ -14,7 +14,10 @@ The bench migrates the database, creates a tenant and a Shopify connection with 
 and starts gunicorn serving `config.wsgi` on 127.0.0.1 (a free port) with `bench.settings_webhook`:
 the project's settings with DEBUG=false (throwaway keys) and a bench-only URLconf that adds the
 bare view at `bench/bare/`. Each target gets a warm-up, then N requests from concurrent client
-threads (one HTTP connection each, reopened when the server closes it, as sync workers do). Every
+threads (one HTTP connection each, reopened when the server closes it, as sync workers do), in
+--rounds that alternate bare, webhook, bare, webhook… so that other processes' load falls on both
+targets alike (the ratio is over the sums; its spread over the rounds is printed). Both targets are
+served by the same gunicorn workers with the same settings and middleware. Every
 webhook request carries a unique X-Shopify-Webhook-Id, so each must store one event (one insert);
 a drain task is queued in django-q2's ORM broker for the lot (one every few seconds per worker, see
 webhooks/queue.py; no worker runs, so the events stay waiting). The bench counts both.
@@ -224,6 +227,28 @@ class Result:
         ordered = sorted(self.latencies_ms)
         return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))] if ordered else float("nan")
 
+    @classmethod
+    def merge(cls, rounds: list[Result]) -> Result:
+        """The rounds of one target as one run: times and counts summed, CPU per request averaged
+        over the requests (the machine's shares over the time)."""
+        answered = [max(1, len(r.latencies_ms)) for r in rounds]
+        cpu: dict[str, float] = {}
+        if all(r.cpu for r in rounds):
+            for key in rounds[0].cpu:
+                if key.endswith("_percent"):
+                    cpu[key] = sum(r.cpu[key] * r.seconds for r in rounds) / sum(r.seconds for r in rounds)
+                else:
+                    cpu[key] = sum(r.cpu[key] * n for r, n in zip(rounds, answered, strict=True)) / sum(answered)
+        return cls(
+            name=rounds[0].name,
+            requests=sum(r.requests for r in rounds),
+            seconds=sum(r.seconds for r in rounds),
+            latencies_ms=[ms for r in rounds for ms in r.latencies_ms],
+            errors=sum((r.errors for r in rounds), Counter()),
+            timings=[t for r in rounds for t in r.timings],
+            cpu=cpu,
+        )
+
 
 TIMING = re.compile(r"([a-z_]+);dur=([0-9.]+)(?:;desc=(\d+))?")
 
@@ -298,7 +323,7 @@ def drive(port: int, target: Target, total: int, clients: int, stop: threading.E
 class CpuMeter:
     """CPU time (from /proc, on Linux) of gunicorn's workers, of this process (the load generator),
     of PostgreSQL (its shared processes and the backends serving the bench's database, not other
-    databases' backends) and of the whole machine, so a run shows who used the cores."""
+    databases' backends; none on SQLite) and of the whole machine, so a run shows who used the cores."""
 
     CLIENT_BACKEND = re.compile(r"\(\d+\)|\[local\]")  # a client backend: "user db 127.0.0.1(port) state"
 
@@ -324,7 +349,7 @@ class CpuMeter:
                 seconds = (int(fields[11]) + int(fields[12])) / self.tick
                 if int(fields[1]) == self.master_pid:
                     workers[int(entry.name)] = seconds
-                elif name.split("(", 1)[1].startswith("postgres") and self._ours(entry):
+                elif self.database and name.split("(", 1)[1].startswith("postgres") and self._ours(entry):
                     database[int(entry.name)] = seconds
         times = os.times()
         machine = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -627,6 +652,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2).")
     parser.add_argument("--threads", type=int, default=1, help="Threads per worker; over 1 means gthread (default 1).")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="Alternate the targets this many times, the requests split between the rounds (default 4).",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="Add where the server's time goes (Server-Timing; slows it a little)."
     )
     parser.add_argument(
@@ -679,13 +710,27 @@ def main() -> None:
         if busy == busy:  # not NaN: /proc is there
             warning = " -- other processes are using the machine: expect lower, noisier figures" if busy > 10 else ""
             print(f"  before the run, with the bench idle, the machine was {busy:.0f}% busy{warning}")
-        results = {}
+        if hasattr(os, "getloadavg"):
+            print("  load average (1, 5, 15 min) before the run: " + ", ".join(f"{v:.2f}" for v in os.getloadavg()))
         for target in (bare, webhook):
             drive(server.port, target, args.warmup, args.clients, stop, meter)
-            results[target.name] = drive(server.port, target, args.requests, args.clients, stop, meter)
-            print_result(results[target.name])
-
+        rounds: dict[str, list[Result]] = {"bare": [], "webhook": []}
+        round_count = max(1, min(args.rounds, args.requests))
+        per_round = args.requests // round_count
+        for n in range(round_count):
+            count = args.requests - per_round * (round_count - 1) if n == round_count - 1 else per_round
+            for target in (bare, webhook):
+                rounds[target.name].append(drive(server.port, target, count, args.clients, stop, meter))
+        results = {name: Result.merge(parts) for name, parts in rounds.items()}
+        for result in results.values():
+            print_result(result)
         ratio = results["webhook"].rate / results["bare"].rate
+        if len(rounds["bare"]) > 1:
+            ratios = [w.rate / b.rate for b, w in zip(rounds["bare"], rounds["webhook"], strict=True)]
+            print(
+                f"  webhook/bare per round ({len(ratios)} rounds of {per_round:,} requests each): "
+                + ", ".join(f"{r:.2f}" for r in ratios)
+            )
         p99 = results["webhook"].percentile(99)
         print(
             f"  webhook/bare throughput: {ratio:.2f} (target >= {RATIO_TARGET}: "

@@ -112,6 +112,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # psycopg prepares a statement sent with server-side parameters once it has run this many times on
+    # a connection (Django turns this off; the ORM binds parameters client-side and never prepares, so
+    # this only reaches webhook receipt's insert, webhooks/inbox.py). Empty turns it off, as a pooler in
+    # transaction mode that cannot keep prepared statements needs (PgBouncer before 1.21).
+    _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        int(_prepare_threshold) if _prepare_threshold else None
+    )
 # Connections are kept between requests (opening one costs a round trip on PostgreSQL and the
 # PRAGMAs above on SQLite); a PostgreSQL one is checked before reuse.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)

@@ -1,12 +1,18 @@
 """Storing deliveries: every verified event in one insert before it is acknowledged; a duplicate
-(same provider event id on the same connection) loses the race on the unique constraint and is
-only counted; a refused delivery is kept with its reason and never processed."""
+(same provider event id on the same connection) loses the race on the unique constraint, inserts
+nothing and is only counted; a refused delivery is kept with its reason and never processed."""
 
 from __future__ import annotations
 
-from django.db import IntegrityError, connection, transaction
+import select
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import F
 from django.utils import timezone
+
+from config import metrics
 
 from . import queue
 from .models import EventStatus, WebhookEvent
@@ -15,6 +21,24 @@ from .receivers.base import Delivery, Incoming, Receiver
 # Never stored whatever the provider: they carry sessions or credentials, not event data.
 ALWAYS_SECRET_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization", "x-api-key"})
 REDACTED = "[redacted]"
+
+# Every column but the id, in the model's order.
+_FIELDS = [field for field in WebhookEvent._meta.concrete_fields if not field.primary_key]
+# One statement stores an event or finds it a duplicate. The conflict target is the partial unique
+# constraint `webhook_event_once_per_connection` with its predicate written exactly as the
+# migration created it (SQLite matches it token for token): a second delivery of the same event
+# inserts nothing and returns no row, so there is no IntegrityError to catch, no savepoint inside a
+# transaction and no aborted transaction to recover. The same SQL runs on PostgreSQL and on SQLite
+# (3.35+ for RETURNING).
+_INSERT = (
+    'INSERT INTO "{table}" ({columns}) VALUES ({values}) '
+    'ON CONFLICT ("connection_id", "event_id") WHERE ("signature_valid" AND NOT ("event_id" = \'\')) '
+    'DO NOTHING RETURNING "id"'
+).format(
+    table=WebhookEvent._meta.db_table,
+    columns=", ".join(f'"{field.column}"' for field in _FIELDS),
+    values=", ".join(["%s"] * len(_FIELDS)),
+)
 
 
 def safe_headers(receiver: Receiver, delivery: Delivery) -> dict[str, str]:
@@ -77,9 +101,10 @@ def store(receiver: Receiver, delivery: Delivery, incoming: list[Incoming]) -> l
             connection=connection,
             provider=receiver.provider,
             service=delivery.service,
-            event_id=item.event_id[:255],
-            topic=item.topic[:128],
-            resource_id=item.resource_id[:255],
+            # Ids and topics come out of the body too, so NUL is replaced there as well.
+            event_id=_clean(item.event_id)[:255],
+            topic=_clean(item.topic)[:128],
+            resource_id=_clean(item.resource_id)[:255],
             resource_updated_at=item.resource_updated_at,
             headers=headers,
             # A batch keeps each event's own part, not the whole body once per event.
@@ -88,23 +113,63 @@ def store(receiver: Receiver, delivery: Delivery, incoming: list[Incoming]) -> l
             received_at=now,
         )
         results.append(_insert_once(event))
+    metrics.webhook_events_stored(receiver.provider, results)
     return results
 
 
 def _insert_once(event: WebhookEvent) -> tuple[WebhookEvent, bool]:
-    try:
-        if connection.in_atomic_block:
-            with transaction.atomic():  # a savepoint, so a duplicate does not spoil the caller's transaction
-                event.save()
-        else:
-            event.save()  # autocommit: one INSERT, nothing to roll back if it fails
-    except IntegrityError:
-        if not event.event_id:
-            raise
+    db = connections[DEFAULT_DB_ALIAS]
+    # The ORM's own conversion of each value for the database (JSON, dates), without the rest of
+    # save(): no field of WebhookEvent computes its value on save, and pre_save/post_save are not
+    # sent for verified events (what must happen on receipt is called from here and `store`).
+    values = ((field, getattr(event, field.attname)) for field in _FIELDS)
+    params = [None if value is None else field.get_db_prep_save(value, db) for field, value in values]
+    with _cursor(db) as cursor:
+        cursor.execute(_INSERT, params)
+        row = cursor.fetchone()
+    if row is None:
         # Delivered before (or at this very moment by another worker): count it on the first copy.
         first = WebhookEvent.objects.filter(connection=event.connection, event_id=event.event_id, signature_valid=True)
         first.update(duplicates=F("duplicates") + 1, last_duplicate_at=event.received_at)
         return first.first() or event, False
+    event.pk = row[0]
+    event._state.adding = False
+    event._state.db = db.alias
     # Once committed, a drain takes it (and every other waiting event): see webhooks.queue.
     transaction.on_commit(queue.wake)
     return event, True
+
+
+def _cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
+    """Django's cursor (its error translation, query logging and execute wrappers), and on
+    PostgreSQL one that sends the parameters apart from the statement instead of quoting a few KB
+    of body into its text: PostgreSQL then parses the same short statement every time, and with
+    DATABASE_PREPARE_THRESHOLD set (config/settings.py) prepares it once per connection."""
+    if db.vendor != "postgresql":
+        return db.cursor()
+    _skip_round_trip_health_check(db)
+    cursor = db.cursor()
+    client_side, cursor.cursor = cursor.cursor, db.Database.Cursor(db.connection)  # same connection
+    client_side.close()
+    return cursor
+
+
+def _skip_round_trip_health_check(db: BaseDatabaseWrapper) -> None:
+    """With CONN_HEALTH_CHECKS, Django runs `SELECT 1` before a request's first query: one more
+    round trip per delivery, before the insert's own. A connection the server closed (restart,
+    idle timeout, pg_terminate_backend) has something to read on its socket (the server's goodbye,
+    or the end of the stream), so when there is nothing to read the check is counted as done;
+    otherwise Django's own check runs and replaces the connection. A connection whose peer vanished
+    without a word would hang `SELECT 1` just as it hangs the insert."""
+    if not db.health_check_enabled or db.health_check_done or db.connection is None or db.connection.closed:
+        return
+    if not hasattr(select, "poll"):  # Windows: Django's check runs
+        return
+    poller = select.poll()
+    try:
+        poller.register(db.connection.fileno(), select.POLLIN)
+        waiting = poller.poll(0)
+    except (OSError, ValueError, db.Database.Error):
+        return
+    if not waiting:
+        db.health_check_done = True

@@ -274,6 +274,12 @@ class HttpClient:
             except requests.exceptions.Timeout:
                 error = Unavailable("The request timed out.", hint=self.hints.timeout)
                 delay = None
+            except requests.exceptions.ChunkedEncodingError as exc:
+                # The connection closed before the whole answer came (a server or proxy cut it off).
+                error = Unavailable(
+                    f"The answer broke off before its end ({type(exc).__name__}).", hint=self.hints.timeout
+                )
+                delay = None
             else:
                 if response.status_code < 300:
                     return response

@@ -129,8 +129,9 @@ def next_sync_times(connections) -> dict[int, object]:
 
 PAUSE_FIRST = timedelta(minutes=15)
 PAUSE_MAX = timedelta(hours=24)
-# Failed runs that say nothing about the connection: another run held it, or the request was wrong.
-NOT_THE_CONNECTION = {"busy", "config"}
+# Failed runs that say nothing about the connection: another run held it, the request was wrong, the
+# hub's own database went away, or the run's worker died (its successor marks it abandoned).
+NOT_THE_CONNECTION = {"busy", "config", "database", "abandoned"}
 
 
 def pause_for(failures: int) -> timedelta:

@@ -24,11 +24,16 @@ Pagination and cursors
     record into a page already read, which would then be lost. By id nothing moves; what changed
     during the sweep is caught by the next one, because the watermark is the latest modified time
     seen but never later than the start of the sweep.
+
+    A sweep that reads fewer records than the store's `X-WP-Total`, or meets a page before the
+    last with less than a page of records (`"short": true` in its cursor), keeps its old watermark,
+    so the next sweep reads again whatever it missed.
 """
 
 from __future__ import annotations
 
 import email.utils
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +56,8 @@ if TYPE_CHECKING:
     from commerce.records import Record
 
     from ..models import Connection
+
+logger = logging.getLogger(__name__)
 
 API_VERSION = "wc/v3"
 PER_PAGE = 100  # WooCommerce's maximum
@@ -293,6 +300,7 @@ class WooCommerceConnector(Connector):
         page = max(1, int(state.get("page") or 1))
         max_seen: str | None = state.get("max_seen")
         started: str | None = state.get("started")
+        short = bool(state.get("short"))
         while True:
             params: dict[str, Any] = {"per_page": PER_PAGE, "page": page, "orderby": "id", "order": "asc"}
             if since and spec.filters_modified:
@@ -304,9 +312,19 @@ class WooCommerceConnector(Connector):
             records = self.parse_all(stream, self._payloads(stream, changed))
             total = header_int(response, "X-WP-Total")
             if is_last(page, items, header_int(response, "X-WP-TotalPages")):
+                if short or (total is not None and (page - 1) * PER_PAGE + len(items) < total):
+                    # The sweep read fewer records than the store counts: its watermark stays, so
+                    # the next sweep reads again what this one missed.
+                    logger.warning("WooCommerce %s of connection %s came short of X-WP-Total", stream, self.cache_id)
+                    yield Page(records, {"since": since}, total)
+                    return
                 yield Page(records, {"since": watermark(max_seen, started) or since}, total)
                 return
-            yield Page(records, {"since": since, "page": page + 1, "max_seen": max_seen, "started": started}, total)
+            # A page before the last with less than a page of records (a cache serving an old page,
+            # a plugin hiding some) marks the sweep as short.
+            short = short or len(items) < PER_PAGE
+            cursor = {"since": since, "page": page + 1, "max_seen": max_seen, "started": started}
+            yield Page(records, {**cursor, "short": True} if short else cursor, total)
             page += 1
 
     def parse(self, stream: str, payload: Any) -> Record:

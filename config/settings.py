@@ -112,14 +112,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # psycopg prepares a statement sent with server-side parameters once it has run this many times on
-    # a connection (Django turns this off; the ORM binds parameters client-side and never prepares, so
-    # this only reaches webhook receipt's insert, webhooks/inbox.py). Empty turns it off, as a pooler in
-    # transaction mode that cannot keep prepared statements needs (PgBouncer before 1.21).
+    # Webhook receipt's insert (webhooks/inbox.py) is prepared on the server after this many runs on a
+    # connection. Only that statement: the connection itself keeps Django's setting (never prepare),
+    # since psycopg would otherwise remember the text of up to 100 other statements per connection,
+    # and ingest's are large. Empty turns it off, as a pooler in transaction mode that cannot keep
+    # prepared statements needs (PgBouncer before 1.21).
     _prepare_threshold = env.str("DATABASE_PREPARE_THRESHOLD", default="5")
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-        int(_prepare_threshold) if _prepare_threshold else None
-    )
+    WEBHOOK_PREPARE_THRESHOLD = int(_prepare_threshold) if _prepare_threshold else None
 # Connections are kept between requests (opening one costs a round trip on PostgreSQL and the
 # PRAGMAs above on SQLite); a PostgreSQL one is checked before reuse.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)

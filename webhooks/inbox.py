@@ -4,8 +4,11 @@ nothing and is only counted; a refused delivery is kept with its reason and neve
 
 from __future__ import annotations
 
+import contextlib
 import select
+from collections.abc import Iterator
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
@@ -124,7 +127,7 @@ def _insert_once(event: WebhookEvent) -> tuple[WebhookEvent, bool]:
     # sent for verified events (what must happen on receipt is called from here and `store`).
     values = ((field, getattr(event, field.attname)) for field in _FIELDS)
     params = [None if value is None else field.get_db_prep_save(value, db) for field, value in values]
-    with _cursor(db) as cursor:
+    with _cursor(db) as cursor, _prepared(db):
         cursor.execute(_INSERT, params)
         row = cursor.fetchone()
     if row is None:
@@ -144,7 +147,7 @@ def _cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
     """Django's cursor (its error translation, query logging and execute wrappers), and on
     PostgreSQL one that sends the parameters apart from the statement instead of quoting a few KB
     of body into its text: PostgreSQL then parses the same short statement every time, and with
-    DATABASE_PREPARE_THRESHOLD set (config/settings.py) prepares it once per connection."""
+    DATABASE_PREPARE_THRESHOLD set (config/settings.py) prepares it once per connection (`_prepared`)."""
     if db.vendor != "postgresql":
         return db.cursor()
     _skip_round_trip_health_check(db)
@@ -152,6 +155,25 @@ def _cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
     client_side, cursor.cursor = cursor.cursor, db.Database.Cursor(db.connection)  # same connection
     client_side.close()
     return cursor
+
+
+@contextlib.contextmanager
+def _prepared(db: BaseDatabaseWrapper) -> Iterator[None]:
+    """On PostgreSQL, let psycopg prepare this statement (after WEBHOOK_PREPARE_THRESHOLD runs on the
+    connection), and only this one: the connection's own threshold, Django's None, is put back at
+    once, so no other statement is counted or remembered (psycopg keeps the text of each one it
+    counts, and ingest's run to megabytes)."""
+    threshold = getattr(settings, "WEBHOOK_PREPARE_THRESHOLD", None)
+    raw = db.connection if db.vendor == "postgresql" else None
+    if raw is None or threshold is None:
+        yield
+        return
+    previous = raw.prepare_threshold
+    raw.prepare_threshold = threshold
+    try:
+        yield
+    finally:
+        raw.prepare_threshold = previous
 
 
 def _skip_round_trip_health_check(db: BaseDatabaseWrapper) -> None:

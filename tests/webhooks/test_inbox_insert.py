@@ -205,12 +205,16 @@ def prepared_statements() -> list[str]:
 
 
 @pytest.mark.postgres
-def test_the_insert_is_prepared_once_it_repeats_on_a_connection(shop):
-    threshold = connection.connection.prepare_threshold
+def test_the_insert_is_prepared_once_it_repeats_on_a_connection_and_nothing_else_is(shop, settings):
+    threshold = settings.WEBHOOK_PREPARE_THRESHOLD
     assert threshold is not None, "DATABASE_PREPARE_THRESHOLD is off"
     for n in range(threshold + 2):
         store(shop, Incoming(topic="orders/updated", event_id=f"w-{n}"))
+        list(WebhookEvent.objects.filter(event_id=f"w-{n}"))  # the ORM's statements, as often
     assert [s for s in prepared_statements() if s.startswith('INSERT INTO "webhooks_webhookevent"')]
+    assert [s for s in prepared_statements() if not s.startswith("INSERT")] == []
+    # The connection itself keeps Django's setting: no other statement is counted or remembered.
+    assert connection.connection.prepare_threshold is None
     assert WebhookEvent.objects.count() == threshold + 2
 
 

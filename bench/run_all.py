@@ -189,8 +189,8 @@ BENCHES = [
 # --- Database and machine ---------------------------------------------------------------------------
 
 
-def bench_database_url(workdir: Path) -> str:
-    """`hub_bench` on the PostgreSQL server DATABASE_URL names (created when missing), else SQLite."""
+def bench_database_url(workdir: Path, name: str = BENCH_DATABASE) -> str:
+    """`name` (hub_bench) on the PostgreSQL server DATABASE_URL names (created when missing), else SQLite."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
         return f"sqlite:///{workdir / 'bench.sqlite3'}"
@@ -199,10 +199,10 @@ def bench_database_url(workdir: Path) -> str:
 
     server = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
     with psycopg.connect(server, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DATABASE]).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DATABASE}"')
-    return urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DATABASE}", parts.query, ""))
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
 
 
 def database_label(url: str) -> str:
@@ -280,7 +280,7 @@ def main() -> int:
         "--full",
         action="store_true",
         help="Each script at its own full size (the dashboard's tenant of 1,000,000 orders, generated once "
-        "and kept in hub_bench on PostgreSQL): much longer than the quick sizes.",
+        "and kept in hub_bench_full on PostgreSQL): much longer than the quick sizes.",
     )
     args = parser.parse_args()
     chosen = [n.strip() for n in args.only.split(",") if n.strip()] or names
@@ -291,7 +291,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-all-"))
     began = time.monotonic()
     try:
-        url = bench_database_url(workdir)
+        # Full sizes keep their own generated data (hub_bench_full), apart from the quick sizes'.
+        url = bench_database_url(workdir, f"{BENCH_DATABASE}_full" if args.full else BENCH_DATABASE)
         database = database_label(url)
         cache = "Redis" if os.environ.get("REDIS_URL") else "local-memory cache"
         # On SQLite the API, webhook and campaign benchmarks take a temporary file of their own

@@ -52,28 +52,21 @@ def changed_emails(
 ) -> list[str]:
     """The next `limit` lower-case emails (after `after`) of people changed in (since, until]."""
     window = Q(updated_at__lte=until) & (Q(updated_at__gt=since) if since else Q())
-    customers = (
-        Customer.objects.for_tenant(tenant_id)
-        .filter(window)
-        .exclude(email="")
-        .exclude(connection_id__in=exclude_connection_ids)
-        .annotate(key=Lower("email"))
-        .filter(key__gt=after)
-        .values_list("key", flat=True)
-        .order_by("key")
-        .distinct()[:limit]
-    )
-    orders = (
-        Order.objects.for_tenant(tenant_id)
-        .filter(window)
-        .exclude(email="")
-        .exclude(connection_id__in=exclude_connection_ids)
-        .annotate(key=Lower("email"))
-        .filter(key__gt=after)
-        .values_list("key", flat=True)
-        .order_by("key")
-        .distinct()[:limit]
-    )
+
+    def keys(model) -> list[str]:
+        return list(
+            model.objects.for_tenant(tenant_id)
+            .filter(window)
+            .exclude(email="")
+            .exclude(connection_id__in=exclude_connection_ids)
+            .annotate(key=Lower("email"))
+            .filter(key__gt=after)
+            .values_list("key", flat=True)
+            .order_by("key")
+            .distinct()[:limit]
+        )
+
+    customers, orders = keys(Customer), keys(Order)
     return sorted(set(customers) | set(orders))[:limit]
 
 

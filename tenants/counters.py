@@ -1,9 +1,8 @@
 """Counters in the cache, for what runs on every API request (rate limits, usage counting).
 
-On Redis an increment is one round trip: SET NX (with its expiry) and INCR in one pipeline, on a
-client kept per cache instance. Django's own `cache.incr` takes two (EXISTS, then INCR) and builds
-a client per call, which costs more than the rest of key authentication together. Other caches
-(the local-memory one) go through Django's API.
+On Redis an increment is one round trip: SET NX (with its expiry) and INCR in one pipeline, on the
+cache's own client (`config.cache` keeps one per pool). Django's own `cache.incr` takes two
+(EXISTS, then INCR). Other caches (the local-memory one) go through Django's API.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ def increment(key: str, timeout: int | None) -> tuple[int, bool]:
     it is missing. Returns the new value and whether this call created the counter."""
     cache = caches["default"]
     if isinstance(cache, RedisCache):
-        pipe = _client(cache).pipeline(transaction=False)
+        pipe = cache._cache.get_client(write=True).pipeline(transaction=False)
         full_key = cache.make_and_validate_key(key)
         pipe.set(full_key, 0, ex=timeout, nx=True)
         pipe.incr(full_key)
@@ -28,12 +27,3 @@ def increment(key: str, timeout: int | None) -> tuple[int, bool]:
     except ValueError:
         created = cache.add(key, 0, timeout)
         return cache.incr(key), created
-
-
-def _client(cache: RedisCache):
-    # Django's cache objects are per thread, so is this client (its pool is the cache's own).
-    client = getattr(cache, "_counter_client", None)
-    if client is None:
-        client = cache._cache.get_client(write=True)
-        cache._counter_client = client
-    return client

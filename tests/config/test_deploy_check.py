@@ -88,7 +88,7 @@ def test_the_production_environment_means_postgresql_the_orm_broker_redis_and_a_
     resolved = json.loads(result.stdout.strip().splitlines()[-1])
     assert resolved["engine"] == "django.db.backends.postgresql"
     assert resolved["broker"] == "default"
-    assert resolved["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert resolved["cache"] == "config.cache.RedisCache"
     assert resolved["proxy_header"] == ["HTTP_X_FORWARDED_PROTO", "https"]
     assert resolved["redirect"] is True and resolved["cookies"] == [True, True]
     assert resolved["hsts"] >= 31536000

@@ -137,7 +137,7 @@ def test_the_heartbeat_schedule_exists_after_migrations():
 
 @pytest.mark.redis
 def test_with_redis_configured_the_cache_is_redis_and_round_trips(client):
-    assert settings.CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert settings.CACHES["default"]["BACKEND"] == "config.cache.RedisCache"
     key = f"test:{uuid.uuid4().hex}"
     cache.set(key, {"answer": 42}, 30)
 

@@ -45,7 +45,7 @@ def redis_down(settings):
     settings.API_KEY_CACHE_SECONDS = 300
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": url,
             "KEY_PREFIX": "faults",
             "TIMEOUT": 300,

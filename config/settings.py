@@ -265,6 +265,9 @@ WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=30)
 # Receipt rings for a drain task after storing an event; rings this close to a queued drain are
 # absorbed by it (webhooks/queue.py), so a flood costs one task-queue insert per few seconds.
 WEBHOOK_DRAIN_COALESCE_SECONDS = env.int("WEBHOOK_DRAIN_COALESCE_SECONDS", default=5)
+# A process that saw a drain queued does not ask the cache again for this long (a drain that ends
+# waits as long before its last look, so nothing is left waiting).
+WEBHOOK_RING_MEMO_SECONDS = env.float("WEBHOOK_RING_MEMO_SECONDS", default=1.0)
 # Receipt looks a connection up at most once per this many seconds per process (webhooks/connections.py).
 WEBHOOK_CONNECTION_CACHE_SECONDS = env.int("WEBHOOK_CONNECTION_CACHE_SECONDS", default=30)
 # A replaced credential (a webhook signing secret) still verifies deliveries for this long.

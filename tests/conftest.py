@@ -66,10 +66,21 @@ def _fresh_cache():
         cache.clear()
     # And the per-process cache of webhook receipt's connection lookups (rolled-back rows vanish
     # without the signals that would drop them).
-    from webhooks import connections
+    from webhooks import connections, queue
 
     connections.forget_all()
+    # And what this process remembers of the drain flag the cache just lost.
+    queue._flag_seen_at = float("-inf")
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_ring_memo():
+    """Receipt remembers a queued drain for a second and a drain waits that long before its last
+    look (webhooks.queue). Tests that run drains in this process would each wait a second for no
+    reader; tests/webhooks/test_queue.py turns the memo back on where it is the subject. Worker
+    processes (tests/faults) keep the configured second."""
+    settings.WEBHOOK_RING_MEMO_SECONDS = 0
 
 
 @pytest.fixture

@@ -210,6 +210,7 @@ def drain(seconds: float) -> tuple[int, bool]:
             # Nothing left: let the next delivery ring again, then look once more for one stored
             # while the bell could not ring (see webhooks.queue).
             queue.rearm()
+            queue.settle()
             pks = waiting()
             if not pks:
                 return done, False

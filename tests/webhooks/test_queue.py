@@ -71,6 +71,78 @@ def test_an_event_stored_while_the_drain_finishes_is_not_left_waiting(shop, coun
     assert queued() == ["webhooks.tasks.drain"]  # only the first ring queued a task
 
 
+# --- The ring memo: a process that saw the flag set does not ask the cache for a while -------------
+
+
+@pytest.fixture
+def memo(settings, monkeypatch):
+    """The memo on, with a clock the test moves; returns the list of cache.add calls."""
+    settings.WEBHOOK_RING_MEMO_SECONDS = 1.0
+    now = [1000.0]
+    monkeypatch.setattr(queue.time, "monotonic", lambda: now[0])
+    calls: list[str] = []
+    real_add = cache.add
+
+    def add(key, *args, **kwargs):
+        calls.append(key)
+        return real_add(key, *args, **kwargs)
+
+    monkeypatch.setattr(cache, "add", add)
+    return now, calls
+
+
+def test_rings_within_the_memo_do_not_ask_the_cache(shop, deliver, memo, django_capture_on_commit_callbacks):
+    now, calls = memo
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(5):
+            assert deliver(shop, {**ORDER, "id": n}, webhook_id=f"w-{n}").status_code == 200
+            now[0] += 0.1
+    assert calls == [queue.DRAIN_FLAG]  # the first ring set the flag; the next four remembered it
+    assert queued() == ["webhooks.tasks.drain"]
+    # A second later the process asks again: the flag is still set (no drain cleared it), so no task.
+    now[0] += 1.0
+    queue.wake()
+    assert calls == [queue.DRAIN_FLAG, queue.DRAIN_FLAG]
+    assert queued() == ["webhooks.tasks.drain"]
+
+
+def test_an_event_whose_ring_the_memo_swallowed_is_taken_by_the_drains_last_look(shop, counted, memo, monkeypatch):
+    """The drain clears the flag; a delivery in this process rings within the memo, so it neither
+    asks the cache nor queues a drain. The drain waits out the memo before its last look, and that
+    look takes the event."""
+    now, calls = memo
+    queue.wake()  # the drain this test runs; this process now remembers the flag
+    late: list[WebhookEvent] = []
+    waited: list[float] = []
+
+    def a_delivery_while_the_drain_settles(seconds: float) -> None:
+        waited.append(seconds)
+        if not late:
+            late.append(make_event(shop, event_id="late"))
+            now[0] += 0.5
+            queue.wake()  # swallowed by the memo
+        now[0] += seconds
+
+    monkeypatch.setattr(queue.time, "sleep", a_delivery_while_the_drain_settles)
+    assert processing.drain(seconds=60) == (1, False)
+    assert [event.pk for event in counted] == [late[0].pk]
+    assert waited == [1.0, 1.0]  # the settle before each last look: one found the late event
+    assert calls == [queue.DRAIN_FLAG]  # the late ring never reached the cache
+    assert queued() == ["webhooks.tasks.drain"]
+
+
+def test_a_ring_after_the_memo_lapses_queues_a_drain_once_the_flag_is_cleared(shop, memo):
+    now, calls = memo
+    queue.wake()
+    queue.rearm()  # a drain finished
+    queue.wake()  # within the memo: remembered, not asked
+    assert queued() == ["webhooks.tasks.drain"]
+    now[0] += 1.0
+    queue.wake()
+    assert queued() == ["webhooks.tasks.drain", "webhooks.tasks.drain"]
+    assert calls == [queue.DRAIN_FLAG, queue.DRAIN_FLAG]
+
+
 def test_a_long_drain_hands_over_to_a_new_task(shop, counted, monkeypatch):
     for n in range(3):
         make_event(shop, event_id=f"e-{n}")

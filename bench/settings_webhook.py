@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 
 from config.settings import *  # noqa: F403
-from config.settings import MIDDLEWARE
+from config.settings import MIDDLEWARE, WEBHOOK_MIDDLEWARE
 
 ROOT_URLCONF = "bench.webhook_urls"
 
 if os.environ.get("BENCH_WEBHOOK_TIMING"):
     MIDDLEWARE = ["bench.webhook_timing.ServerTimingMiddleware", *MIDDLEWARE]
+    WEBHOOK_MIDDLEWARE = ["bench.webhook_timing.ServerTimingMiddleware", *WEBHOOK_MIDDLEWARE]

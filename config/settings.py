@@ -74,6 +74,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Webhook deliveries (/webhooks/…) are served with only these (config/handlers.py): senders have no
+# session, user, CSRF token or messages. Keep it in MIDDLEWARE's order.
+WEBHOOK_MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
+    "config.middleware.MetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

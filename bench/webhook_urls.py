@@ -1,6 +1,8 @@
 """Bench-only URLconf for `bench/webhook_ingest.py`: the project's URLs plus `bench/bare/`, a bare
-Django view that answers 200 (the ceiling the webhook receiver is compared with). Only the bench's
-gunicorn process uses it (through `bench.settings_webhook`); the production URLconf is untouched."""
+Django view that answers 200 (the ceiling the webhook receiver is compared with), and the same view
+at `webhooks/bench-bare/`, where config.handlers serves it with the webhooks' short middleware
+chain. Only the bench's gunicorn process uses it (through `bench.settings_webhook`); the
+production URLconf is untouched."""
 
 from __future__ import annotations
 
@@ -21,4 +23,8 @@ def bare(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "received", "events": 1})
 
 
-urlpatterns = [path("bench/bare/", bare, name="bench-bare"), *project_urlpatterns]
+urlpatterns = [
+    path("bench/bare/", bare, name="bench-bare"),
+    path("webhooks/bench-bare/", bare, name="bench-bare-webhook-chain"),
+    *project_urlpatterns,
+]

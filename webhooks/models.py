@@ -46,7 +46,12 @@ class WebhookEvent(TenantOwned):
     A provider event id is unique per connection among verified events: a second delivery of the
     same event loses the race on that constraint and only counts itself in `duplicates`."""
 
-    connection = models.ForeignKey("integrations.Connection", on_delete=models.CASCADE, related_name="webhook_events")
+    # Receipt's insert writes every index of this table, so the foreign keys have none of their own:
+    # `webhook_tenant_recent` and `webhook_connection_recent` lead with the same columns.
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    connection = models.ForeignKey(
+        "integrations.Connection", on_delete=models.CASCADE, related_name="webhook_events", db_index=False
+    )
     provider = models.CharField(max_length=16, choices=Provider.choices)
     service = models.CharField(max_length=64, blank=True, help_text="The sending service, for third-party hooks.")
     event_id = models.CharField(max_length=255, blank=True)

@@ -25,22 +25,61 @@ from .receivers.base import Delivery, Incoming, Receiver
 ALWAYS_SECRET_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization", "x-api-key"})
 REDACTED = "[redacted]"
 
-# Every column but the id, in the model's order.
-_FIELDS = [field for field in WebhookEvent._meta.concrete_fields if not field.primary_key]
+# What receipt sends for each event; every other column starts with the model's default (and the
+# signature valid), written into the statement once rather than sent with every delivery.
+_SENT = [
+    WebhookEvent._meta.get_field(name)
+    for name in (
+        "tenant",
+        "connection",
+        "provider",
+        "service",
+        "event_id",
+        "topic",
+        "resource_id",
+        "resource_updated_at",
+        "headers",
+        "body",
+        "payload",
+        "received_at",
+    )
+]
+# The ones the ORM converts for the database (JSON, dates); the rest go as they are.
+_CONVERTED = frozenset(field.attname for field in _SENT if field.get_internal_type() in ("JSONField", "DateTimeField"))
+_STARTING = {"signature_valid": True}
+
+
+def _literal(value: object) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and "%" not in value:  # % would be read as a parameter marker
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"Add the column with a {type(value).__name__} default to webhooks.inbox._SENT")
+
+
+_FIXED = [
+    (field.column, _literal(_STARTING.get(field.name, field.get_default())))
+    for field in WebhookEvent._meta.concrete_fields
+    if not field.primary_key and field not in _SENT
+]
 # One statement stores an event or finds it a duplicate. The conflict target is the partial unique
 # constraint `webhook_event_once_per_connection` with its predicate written exactly as the
 # migration created it (SQLite matches it token for token): a second delivery of the same event
 # inserts nothing and returns no row, so there is no IntegrityError to catch, no savepoint inside a
 # transaction and no aborted transaction to recover. The same SQL runs on PostgreSQL and on SQLite
-# (3.35+ for RETURNING).
+# (3.35+ for RETURNING, TRUE and FALSE).
 _INSERT = (
     'INSERT INTO "{table}" ({columns}) VALUES ({values}) '
     'ON CONFLICT ("connection_id", "event_id") WHERE ("signature_valid" AND NOT ("event_id" = \'\')) '
     'DO NOTHING RETURNING "id"'
 ).format(
     table=WebhookEvent._meta.db_table,
-    columns=", ".join(f'"{field.column}"' for field in _FIELDS),
-    values=", ".join(["%s"] * len(_FIELDS)),
+    columns=", ".join([*(f'"{field.column}"' for field in _SENT), *(f'"{column}"' for column, _ in _FIXED)]),
+    values=", ".join([*(["%s"] * len(_SENT)), *(literal for _, literal in _FIXED)]),
 )
 
 
@@ -125,8 +164,10 @@ def _insert_once(event: WebhookEvent) -> tuple[WebhookEvent, bool]:
     # The ORM's own conversion of each value for the database (JSON, dates), without the rest of
     # save(): no field of WebhookEvent computes its value on save, and pre_save/post_save are not
     # sent for verified events (what must happen on receipt is called from here and `store`).
-    values = ((field, getattr(event, field.attname)) for field in _FIELDS)
-    params = [None if value is None else field.get_db_prep_save(value, db) for field, value in values]
+    params = []
+    for field in _SENT:
+        value = getattr(event, field.attname)
+        params.append(field.get_db_prep_save(value, db) if value is not None and field.attname in _CONVERTED else value)
     with _cursor(db) as cursor, _prepared(db):
         cursor.execute(_INSERT, params)
         row = cursor.fetchone()

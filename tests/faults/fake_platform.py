@@ -301,6 +301,11 @@ class FakePlatform:
         with self.lock:
             return [r.page for r in self.requests if r.answer == "ok"]
 
+    @staticmethod
+    def webhook_key(topic: str, payload: dict[str, Any]) -> tuple[str, str, str]:
+        """What names one version's delivery: its topic, the order's id and its modified time."""
+        return topic, str(payload["id"]), payload["date_modified_gmt"]
+
     def delivery(self, topic: str, payload: dict[str, Any], *, secret: str = WEBHOOK_SECRET) -> tuple[bytes, dict]:
         """A webhook delivery of `payload` as WooCommerce signs it: the body and its headers."""
         body = json.dumps(payload).encode()
@@ -441,21 +446,22 @@ class _Handler(BaseHTTPRequestHandler):
 class Outcome:
     """What became of one version's webhook: copies sent, and answered 200."""
 
-    key: tuple[str, str, str]  # topic, order id, date_modified_gmt: what the hub knows it by
+    key: tuple[str, str, str]  # the platform's `webhook_key`: topic, order id, the version's modified time
     copies: int = 0
     delivered: int = 0
 
 
 class WebhookSender:
-    """The platform's webhooks to the hub's address, signed as WooCommerce signs them and sent over
-    HTTP by a few sender threads, as a platform's delivery workers send them: with a seeded share
-    of deliveries dropped (never sent), duplicated (sent twice) and reordered (held back behind up
-    to `hold` later ones). A delivery answered otherwise than 200, or not at all, is sent again (at
-    most five times), as platforms retry."""
+    """The platform's webhooks to the hub's address, signed as the platform signs them (its
+    `delivery`: WooCommerce's here, Shopify's in chaos_shopify.py) and sent over HTTP by a few
+    sender threads, as a platform's delivery workers send them: with a seeded share of deliveries
+    dropped (never sent), duplicated (sent twice) and reordered (held back behind up to `hold`
+    later ones). A delivery answered otherwise than 200, or not at all, is sent again (at most five
+    times), as platforms retry. Each version's `Outcome` is keyed by the platform's `webhook_key`."""
 
     def __init__(
         self,
-        platform: FakePlatform,
+        platform: Any,  # a FakePlatform or anything with its `delivery` and `webhook_key`
         url: str,
         *,
         seed: int,
@@ -484,7 +490,7 @@ class WebhookSender:
     def send(self, topic: str, payload: dict[str, Any]) -> None:
         """The platform fires `topic` for this version of the order."""
         body, headers = self.platform.delivery(topic, payload)
-        outcome = Outcome((topic, str(payload["id"]), payload["date_modified_gmt"]))
+        outcome = Outcome(self.platform.webhook_key(topic, payload))
         self.outcomes.append(outcome)
         self._sent += 1
         roll = self.rng.random()

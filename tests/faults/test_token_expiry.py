@@ -6,9 +6,11 @@ refused once (401), mints one new token and goes on: the orders end in the hub e
 two tokens minted in all.
 
 WooCommerce, the platform of the other fault tests, signs with keys that do not expire (a 401 there
-is a revoked key: the run fails and the connection needs reauthorisation; see test_chaos.py), so
-this one runs the eBay connector against tests/fakes/ebay_server.py. It needs Redis: without a
-shared cache each process keeps its own token."""
+is a revoked key: the run fails and the connection needs reauthorisation; see
+tests/integrations/test_sync_woocommerce_end_to_end.py), so this one runs the eBay connector against
+tests/fakes/ebay_server.py; Shopify's client-credentials token, kept on the connection rather than
+in the cache, expires in test_chaos.py. It needs Redis: without a shared cache each process keeps
+its own token."""
 
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ The database is the test's: pytest-django's test database (its name is only know
 runs, so the parent passes `DATABASE_URL`), or on SQLite a file copy of it (see conftest's
 `shared_db`). `FAULTS_LEASE_SECONDS` shortens the sync lease and `FAULTS_READ_TIMEOUT` the
 platform read timeout, so a test waits seconds where production waits minutes;
-`FAULTS_PAUSE_AFTER_PAGES` with `FAULTS_PAUSE_SECONDS` holds a sync still after that many pages.
+`FAULTS_RATE_LIMIT` and `FAULTS_RATE_BURST` set every platform's request budget (requests a second,
+and the burst), as for a shop on a larger plan; `FAULTS_PAUSE_AFTER_PAGES` with
+`FAULTS_PAUSE_SECONDS` holds a sync still after that many pages.
 """
 
 from __future__ import annotations
@@ -209,8 +211,20 @@ def _configure() -> None:
     if os.environ.get("FAULTS_READ_TIMEOUT"):
         defaults = http.HttpClient.__init__.__kwdefaults__
         defaults["timeout"] = (defaults["timeout"][0], float(os.environ["FAULTS_READ_TIMEOUT"]))
+    if os.environ.get("FAULTS_RATE_LIMIT"):
+        _set_rate_budgets(float(os.environ["FAULTS_RATE_LIMIT"]), os.environ.get("FAULTS_RATE_BURST"))
     if os.environ.get("FAULTS_PAUSE_AFTER_PAGES"):
         _pause_after_pages(int(os.environ["FAULTS_PAUSE_AFTER_PAGES"]), float(os.environ["FAULTS_PAUSE_SECONDS"]))
+
+
+def _set_rate_budgets(rate: float, burst: str | None) -> None:
+    """Every platform's request budget (`PlatformSpec.rate_limit`, `rate_burst`) set to these."""
+    from dataclasses import replace
+
+    from integrations.platforms import CATALOGUE
+
+    for name, spec in CATALOGUE.items():
+        CATALOGUE[name] = replace(spec, rate_limit=rate, rate_burst=int(burst) if burst else spec.rate_burst)
 
 
 def _pause_after_pages(pages: int, seconds: float) -> None:

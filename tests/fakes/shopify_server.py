@@ -2,7 +2,7 @@
 
 It serves generated orders, products (with variants and stock at each location), customers and
 inventory items with real cursor pagination (sorted by updatedAt when asked, filtered by
-`updated_at:>'…'`), a cost bucket reported in `extensions.cost.throttleStatus` with THROTTLED
+`updated_at:>'…'` or `>=`), a cost bucket reported in `extensions.cost.throttleStatus` with THROTTLED
 answers when it runs dry, the check's shop/scopes/counts (ACCESS_DENIED for scopes not granted),
 client-credentials tokens, and bulk exports whose JSONL result it serves at `/bulk/<n>.jsonl`.
 It does not parse GraphQL: it finds the root field in the query text and returns whole nodes.
@@ -536,10 +536,15 @@ class FakeShopify:
             return [node["updatedAt"], number] if by_update else [number]
 
         nodes = sorted(self.items(stream), key=key)
-        search = re.search(r"updated_at:>'([^']+)'", variables.get("query") or "")
+        search = re.search(r"updated_at:(>=?)'([^']+)'", variables.get("query") or "")
         if search:
-            since = datetime.fromisoformat(search.group(1))
-            nodes = [n for n in nodes if datetime.fromisoformat(n["updatedAt"]) > since]
+            since, inclusive = datetime.fromisoformat(search.group(2)), search.group(1) == ">="
+            nodes = [
+                n
+                for n in nodes
+                if datetime.fromisoformat(n["updatedAt"]) > since
+                or (inclusive and datetime.fromisoformat(n["updatedAt"]) == since)
+            ]
         if variables.get("after"):
             after = json.loads(base64.b64decode(variables["after"]))
             nodes = [n for n in nodes if key(n) > after]

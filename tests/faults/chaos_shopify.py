@@ -1,5 +1,5 @@
 """A Shopify that misbehaves, for the chaos run: tests/fakes/shopify_server.py's GraphQL Admin API
-(cursor pages sorted by updatedAt, `updated_at:>` filters, the cost bucket, client-credentials
+(cursor pages sorted by updatedAt, `updated_at:>=` filters, the cost bucket, client-credentials
 tokens), with the faults of tests/faults/fake_platform.py and order webhooks as Shopify sends them.
 
     with ChaosShopify(orders=1000, seed=7) as shop:
@@ -13,7 +13,7 @@ Pages. Shopify's pages have no number, only cursors, so the fake numbers them as
 them: the first page of a search (`after` null) is page 1, and the page after one answered with
 `endCursor` e is the page asked for with `after: e`. A run that resumes from a stored cursor, or
 asks a page again after a fault, asks the same page number, as WooCommerce's `page` parameter
-would; a new sweep (another `updated_at:>` search) starts at page 1 again. Since the list is sorted
+would; a new sweep (another `updated_at:>=` search) starts at page 1 again. Since the list is sorted
 by updatedAt, an order that changes after the sweep read it moves behind the cursor's end and is
 read again later in the same sweep: a sweep has more pages than the shop has orders / 25.
 
@@ -392,10 +392,13 @@ class ChaosShopify(FakeShopify):
         if stream != "orders" or not re.search(r"sortKey:\s*UPDATED_AT", query):
             return super()._page(stream, query, variables)
         start = 0
-        search = re.search(r"updated_at:>'([^']+)'", variables.get("query") or "")
+        search = re.search(r"updated_at:(>=?)'([^']+)'", variables.get("query") or "")
         if search:
-            since = iso(datetime.fromisoformat(search.group(1)))
-            start = bisect.bisect_right(self._by_update, (since, math.inf))
+            since = iso(datetime.fromisoformat(search.group(2)))
+            if search.group(1) == ">=":
+                start = bisect.bisect_left(self._by_update, (since, -math.inf))
+            else:
+                start = bisect.bisect_right(self._by_update, (since, math.inf))
         if variables.get("after"):
             updated, number = json.loads(base64.b64decode(variables["after"]))
             start = max(start, bisect.bisect_right(self._by_update, (updated, number)))

@@ -288,7 +288,7 @@ def test_requests_go_to_the_pinned_version_with_the_token_and_the_updated_at_fil
     assert body["operationName"] == "HubOrders"
     assert "sortKey: UPDATED_AT" in body["query"]
     assert "pageInfo { hasNextPage endCursor }" in body["query"]
-    assert body["variables"] == {"first": 25, "after": None, "query": "updated_at:>'2025-03-01T00:00:00Z'"}
+    assert body["variables"] == {"first": 25, "after": None, "query": "updated_at:>='2025-03-01T00:00:00Z'"}
 
 
 def test_the_base_url_replaces_the_shop_domain(api, make_connection, tenant_a):
@@ -566,9 +566,28 @@ def test_an_incremental_read_asks_only_for_what_changed_since(shop, connect):
 
     pages = list(connector.read("orders", cursor))
 
-    assert [r.external_id for page in pages for r in page.records] == ["gid://shopify/Order/1004"]
-    assert shop.graphql_requests()[-1]["variables"]["query"] == f"updated_at:>'{cursor['since']}'"
+    # The order at the watermark itself is read again (see the next test), then what changed.
+    assert [r.external_id for page in pages for r in page.records] == [
+        "gid://shopify/Order/1001",
+        "gid://shopify/Order/1004",
+    ]
+    assert shop.graphql_requests()[-1]["variables"]["query"] == f"updated_at:>='{cursor['since']}'"
     assert pages[-1].cursor == {"since": touched}
+
+
+def test_an_order_changed_in_the_second_the_last_run_ended_on_is_read_by_the_next(shop, connect):
+    """Shopify's times have whole seconds: an order changed after a run read the latest one, in the
+    same second, carries the watermark's very time. A strict `updated_at:>` would never return it."""
+    connector = connect(shop)
+    cursor = list(connector.read("orders", None))[-1].cursor
+    late = shop.orders[7]
+    late["updatedAt"] = cursor["since"]
+    late["displayFinancialStatus"] = "REFUNDED"
+
+    records = [r for page in connector.read("orders", cursor) for r in page.records]
+
+    assert late["id"] in {r.external_id for r in records}
+    assert next(r for r in records if r.external_id == late["id"]).financial_status == "refunded"
 
 
 def test_the_inventory_stream_reads_every_item_at_every_location(shop, connect):

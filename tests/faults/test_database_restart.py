@@ -2,10 +2,18 @@
 to a client: the sync worker's backend is terminated (`pg_terminate_backend`) from another
 connection while it writes. The run fails cleanly (failed, saying so, lease released), the pages
 committed before stay whole, nothing of the page in flight is kept, and the next run goes on from
-the cursor to exactly every order once."""
+the cursor to exactly every order once.
+
+And once with the server itself restarted, where FAULTS_POSTGRES_RESTART names the command that
+restarts it (.ci/run sets it to `pg_ctlcluster … restart -m fast` on its own machine; nowhere else
+would a test suite restart a developer's database server)."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+import time
 from collections.abc import Callable
 
 import pytest
@@ -20,6 +28,7 @@ from .workers import admin_connection, start_sync, terminate_backends, wait_for
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ORDERS = 1000
+RESTART = os.environ.get("FAULTS_POSTGRES_RESTART", "")
 
 
 def when_committed(connection_id: int, page: int, action: Callable[[], None]) -> Callable[[], None]:
@@ -86,3 +95,54 @@ def test_a_sync_whose_database_connection_dies_fails_cleanly_and_the_next_run_co
     second = SyncRun.objects.exclude(pk=run.pk).get(connection=woo)
     assert second.status == SyncStatus.SUCCEEDED
     assert second.counts["orders"]["created"] == ORDERS - committed
+
+
+def server_started_at() -> object:
+    with admin_connection(db.settings_dict) as admin:
+        return admin.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+
+
+def accepting() -> bool:
+    try:
+        server_started_at()
+    except Exception:  # still starting: connection refused, or "the database system is starting up"
+        return False
+    return True
+
+
+@pytest.mark.skipif(not RESTART, reason="FAULTS_POSTGRES_RESTART is not set (.ci/run sets it on its own machine)")
+def test_a_sync_across_a_restart_of_the_server_fails_cleanly_and_the_next_run_completes(shared_db, woo, platform, logs):
+    """The server restarts (fast shutdown: every session is ended) while the worker waits for page 6,
+    with pages 1-5 committed. When the page comes the worker's connection is gone; it fails the run
+    as `database` on a new connection to the restarted server, and the next run completes."""
+    before = server_started_at()
+    run = create_run(woo, ["orders"])
+    restarted: list[float] = []
+
+    def restart() -> None:
+        began = time.monotonic()
+        subprocess.run(shlex.split(RESTART), check=True, capture_output=True, timeout=120)
+        wait_for(accepting, timeout=60, interval=0.2, what="PostgreSQL to accept connections again")
+        restarted.append(time.monotonic() - began)
+
+    platform.on_page(6, when_committed(woo.pk, 6, restart))
+    worker = start_sync("worker-1", shared_db, logs, run_id=run.pk)
+    try:
+        assert worker.wait() == 0, worker.output()
+    finally:
+        db.close()  # this process's own session ended with the server's restart too
+    assert len(restarted) == 1 and server_started_at() > before
+
+    run.refresh_from_db()
+    assert (run.status, run.error_code) == (SyncStatus.FAILED, "database"), run.error
+    woo.refresh_from_db()
+    assert (woo.sync_lease_owner, woo.sync_lease_until, woo.status) == ("", None, ConnectionStatus.CONNECTED)
+    assert Order.objects.filter(connection=woo).count() == 500
+    assert woo.cursors["orders"].get("page") == 6
+
+    retry = start_sync("worker-2", shared_db, logs, connection_id=woo.pk)
+    assert retry.wait() == 0, retry.output()
+    orders = Order.objects.filter(connection=woo)
+    assert orders.count() == orders.values("external_id").distinct().count() == ORDERS
+    assert OrderLine.objects.filter(order__connection=woo).count() == 2 * ORDERS
+    assert SyncRun.objects.exclude(pk=run.pk).get(connection=woo).counts["orders"]["created"] == ORDERS - 500

@@ -5,7 +5,8 @@ Every delivery goes the same way: find the connection (its uuid is the unguessab
 address), bound and read the raw body, check the content type, let the provider's receiver answer
 a ping or challenge, verify the signature over the raw body, read the events, store them in one
 insert each and answer 200; the work happens in a task. A refused delivery is stored with its
-reason (never processed) and answered 401; nothing a sender can post makes a 500.
+reason (never processed) and answered 401; nothing a sender can post makes a 500. A delivery
+that meets the database down is answered 503 (send it again).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import dataclasses
 import logging
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -28,12 +30,26 @@ logger = logging.getLogger(__name__)
 
 @csrf_exempt
 def receive(request: HttpRequest, provider: str, connection_uuid) -> JsonResponse:
-    return _receive(request, provider, connection_uuid)
+    return _unless_database_down(request, provider, connection_uuid)
 
 
 @csrf_exempt
 def receive_third_party(request: HttpRequest, service: str, connection_uuid) -> JsonResponse:
-    return _receive(request, "third-party", connection_uuid, service=service)
+    return _unless_database_down(request, "third-party", connection_uuid, service=service)
+
+
+def _unless_database_down(request: HttpRequest, provider: str, connection_uuid, **kwargs) -> JsonResponse:
+    """A delivery that cannot be stored because the database is unreachable (a restart, a
+    failover) is answered 503 with Retry-After, which every provider retries, rather than a 500
+    page; nothing was stored, so nothing is lost. Django drops the broken connection when the
+    request ends, and the next delivery connects afresh."""
+    try:
+        return _receive(request, provider, connection_uuid, **kwargs)
+    except (OperationalError, InterfaceError) as trouble:
+        logger.error("Webhook not stored, the database is unavailable: %s", trouble, extra={"provider": provider})
+        return _answer(
+            503, "unavailable", "The delivery could not be stored just now; send it again.", Retry_After="30"
+        )
 
 
 def public_url(request: HttpRequest) -> str:

@@ -275,3 +275,24 @@ def test_receipt_writes_no_index_another_index_already_leads_with(db):
         if other != name and longer[: len(columns)] == columns
     ]
     assert not redundant, redundant
+
+
+@pytest.mark.parametrize("where", ["the insert", "the connection lookup"])
+def test_a_delivery_that_meets_the_database_down_is_answered_503_to_be_sent_again(
+    shop, deliver, monkeypatch, caplog, where
+):
+    from django.db import OperationalError
+
+    from webhooks import connections
+
+    def down(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(*((inbox, "_insert_once") if where == "the insert" else (connections, "lookup")), down)
+    response = deliver(shop, ORDER, webhook_id="w-1")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert response.json()["error"]["code"] == "unavailable"
+    assert not WebhookEvent.objects.exists()
+    assert "the database is unavailable" in caplog.text

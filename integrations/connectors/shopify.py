@@ -5,9 +5,9 @@
   cost-based throttle).
 - Auth: a custom app's access token, or a client-credentials token bought with the client ID and
   secret, kept encrypted on the connection and renewed five minutes before it expires.
-- Cursor pagination sorted by `updated_at`, incremental from a watermark (inclusive: the orders at
-  the watermark's second are read again, since Shopify's times have whole seconds); a first or full read of
-  more than `SHOPIFY_BULK_THRESHOLD` records runs as a bulk export (`shopify_bulk`).
+- Cursor pagination sorted by `updated_at`, incremental from a watermark (inclusive: the orders
+  at the watermark's second are read again, since Shopify's times have whole seconds); a first or
+  full read of more than `SHOPIFY_BULK_THRESHOLD` records runs as a bulk export (`shopify_bulk`).
 - What is asked for is in `shopify_queries`; how a node becomes a record, in `shopify_mapping`.
 
 A stream's cursor: {"since", "after", "max_seen"} between pages ({"bulk", "done", "max_seen"}

@@ -3,7 +3,7 @@ whose middleware chain is only what a machine-to-machine POST needs.
 
 A webhook sender has no session, no user, no CSRF token and no messages, asks for no static file
 and frames no page; the receiver views are CSRF-exempt and read none of it. Those middleware still
-cost every delivery their calls (0.1–0.2 ms of about 1 ms of worker time on the bench machine), so
+cost every delivery their calls (0.1 to 0.2 ms of about 1 ms of worker time on the bench machine), so
 paths under `/webhooks/` go to a handler built from `settings.WEBHOOK_MIDDLEWARE` (the request id,
 metrics, security and common middleware, in MIDDLEWARE's order, which
 `tests/webhooks/test_wsgi_dispatch.py` checks). Every other path, and Django's test client, gets

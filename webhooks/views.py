@@ -41,8 +41,9 @@ def receive_third_party(request: HttpRequest, service: str, connection_uuid) -> 
 def _unless_database_down(request: HttpRequest, provider: str, connection_uuid, **kwargs) -> JsonResponse:
     """A delivery that cannot be stored because the database is unreachable (a restart, a
     failover) is answered 503 with Retry-After, which every provider retries, rather than a 500
-    page; nothing was stored, so nothing is lost. Django drops the broken connection when the
-    request ends, and the next delivery connects afresh."""
+    page. Nothing is lost: an event whose insert did commit before the connection broke is found as
+    a duplicate when it comes again. Django drops the broken connection when the request ends, and
+    the next delivery connects afresh."""
     try:
         return _receive(request, provider, connection_uuid, **kwargs)
     except (OperationalError, InterfaceError) as trouble:

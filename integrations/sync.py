@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import timedelta
@@ -46,6 +47,9 @@ from .tasks import NOT_THE_CONNECTION, note_failure, note_success, update_schedu
 logger = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)
+# How long a run that lost its database waits for it to answer again before giving up on recording
+# its failure (the lease then lapses and the next run marks it abandoned).
+DATABASE_WAIT_SECONDS = 60
 DATABASE_LOST = (
     "The database connection was lost during the sync. The pages committed before are kept; the next run goes on "
     "after the last of them."
@@ -148,6 +152,7 @@ def run_sync(
             # A restart, a failover, the connection killed. Each page was committed whole with its
             # cursor, so the next run goes on after the last one.
             logger.exception("Sync run %s of connection %s lost its database connection", run.pk, connection.pk)
+            _await_database()
             return _finish(run, SyncStatus.FAILED, DATABASE_LOST, "database")
         logger.exception("Sync run %s of connection %s crashed", run.pk, connection.pk)
         return _finish(run, SyncStatus.FAILED, "The sync stopped on an internal error; it has been logged.", "internal")
@@ -327,6 +332,25 @@ def _database_gone(error: Exception) -> bool:
     if db.connection is not None and not db.in_atomic_block and not db.is_usable():
         db.close()
     return True
+
+
+def _await_database(seconds: float | None = None) -> bool:
+    """After the connection broke: wait, at most DATABASE_WAIT_SECONDS, until the database answers
+    again (a restart takes seconds), so that the run's failure is recorded and its lease released
+    rather than left for the lease to lapse. Returns whether it answered."""
+    db = connections[DEFAULT_DB_ALIAS]
+    deadline = time.monotonic() + (DATABASE_WAIT_SECONDS if seconds is None else seconds)
+    while True:
+        try:
+            db.ensure_connection()
+            with db.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return True
+        except (OperationalError, InterfaceError):
+            db.close()
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(1)
 
 
 def _record_failure(connection: Connection, error: IntegrationError) -> None:

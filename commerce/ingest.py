@@ -6,7 +6,9 @@ from any source ends in the one row keyed by (connection, external id).
 `ingest(stream, source, records)` takes one page of `commerce.records` and writes it in one
 transaction. A record whose `updated_at` is not newer than the stored `platform_updated_at` is
 left alone with everything nested in it, so a late webhook or a slow sync page never overwrites
-newer data; a record without `updated_at` is always written.
+newer data; a record without `updated_at` is always written. The comparison runs under row locks,
+and the upsert's update repeats it for rows that were not there to lock: two writers of one new
+order (two webhook workers, a webhook and a sync page) cannot leave the older version stored.
 
 Orders, the bulk of a sync, go in as plain tuples: their lines and refunds too, one
 `INSERT … ON CONFLICT` statement per table and page, which returns the orders' ids (`_upsert`).
@@ -193,6 +195,9 @@ def ingest_orders(source: Source, records: list[OrderRecord]) -> IngestResult:
             ORDER_FIELDS,
             returning_ids=True,
         )
+        # An order another writer stored meanwhile in a newer version was left alone by the upsert
+        # (it returned no id for it): its lines and refunds are left alone with it.
+        orders = {external_id: order for external_id, order in orders.items() if external_id in order_ids}
         _write_lines(source, orders, stored, order_ids, now)
         _write_refunds(source, orders, stored, order_ids, now)
         _link_fees(source, [external_id for external_id in orders if external_id not in stored])
@@ -780,6 +785,17 @@ def _upsert_statement(
         for column in (quote(opts.get_field(name).column) for name in [*update_fields, "updated_at"])
     )
     tail = f" ON CONFLICT ({unique}) DO UPDATE SET {assignments}"
+    if "platform_updated_at" in columns:
+        # The stored versions were compared under row locks, but a row that did not exist then had
+        # nothing to lock: a concurrent writer may have inserted it since, with a newer version.
+        # The update leaves such a row alone (and returns nothing for it). An undated record goes
+        # in with the stored version, so equal versions are written.
+        version = quote(opts.get_field("platform_updated_at").column)
+        target = quote(opts.db_table)
+        tail += (
+            f" WHERE {target}.{version} IS NULL OR EXCLUDED.{version} IS NULL"
+            f" OR EXCLUDED.{version} >= {target}.{version}"
+        )
     if returning:
         tail += f" RETURNING {quote(opts.get_field('external_id').column)}, {quote(opts.pk.column)}"
     head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(name) for name in names)}) "

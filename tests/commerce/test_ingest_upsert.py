@@ -252,3 +252,30 @@ def test_sqlite_finds_stored_rows_by_the_unique_index(shop, source):
     plan = explained(lambda: _select(Order, source, [str(n) for n in range(100)], ["id"], lock=True))
 
     assert "(connection_id=? AND external_id=?)" in plan
+
+
+def test_an_order_a_concurrent_writer_stored_newer_is_left_alone_with_its_lines_and_refunds(shop, source, monkeypatch):
+    """Two writers of one new order (two webhook workers, or a webhook and a sync page) both find
+    it missing, so neither has a row to lock. The newer version commits first; the older one's
+    upsert then meets the row and must leave it, its lines and its refunds alone (it used to
+    overwrite the order's columns, keeping the newer refund beside them)."""
+    newer = order(
+        updated_at=T0 + timedelta(milliseconds=92),
+        financial_status="partially_refunded",
+        refunds=[RefundRecord("R-1", Decimal("5.00"), "EUR", T0 + timedelta(milliseconds=92))],
+    )
+    older = order(updated_at=T0, financial_status="paid", lines=3)
+    ingest_orders(source, [newer])
+    # The older writer's comparison ran before the newer one committed: it saw nothing stored.
+    real_select = ingest_module._select
+    monkeypatch.setattr(
+        ingest_module, "_select", lambda model, *a, **k: [] if model is Order else real_select(model, *a, **k)
+    )
+
+    result = ingest_orders(source, [older])
+
+    stored = Order.objects.get(connection=shop, external_id="1001")
+    assert (stored.financial_status, stored.platform_updated_at) == ("partially_refunded", newer.updated_at)
+    assert OrderLine.objects.filter(order=stored).count() == 2
+    assert list(Refund.objects.filter(order=stored).values_list("external_id", flat=True)) == ["R-1"]
+    assert result.created == result.updated == 0

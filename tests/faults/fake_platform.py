@@ -456,8 +456,10 @@ class WebhookSender:
     `delivery`: WooCommerce's here, Shopify's in chaos_shopify.py) and sent over HTTP by a few
     sender threads, as a platform's delivery workers send them: with a seeded share of deliveries
     dropped (never sent), duplicated (sent twice) and reordered (held back behind up to `hold`
-    later ones). A delivery answered otherwise than 200, or not at all, is sent again (at most five
-    times), as platforms retry. Each version's `Outcome` is keyed by the platform's `webhook_key`."""
+    later ones). A delivery answered otherwise than 200, or not at all, is sent again, as platforms
+    retry: five more times, 0.2 s after the first attempt and twice as long after each next one
+    (about six seconds in all, through a database restart). Each version's `Outcome` is keyed by
+    the platform's `webhook_key`."""
 
     def __init__(
         self,
@@ -528,7 +530,7 @@ class WebhookSender:
         connection = None
         while (item := self._queue.get()) is not None:
             outcome, body, headers = item
-            for _attempt in range(5):
+            for attempt in range(6):
                 try:
                     if connection is None:
                         connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
@@ -549,6 +551,6 @@ class WebhookSender:
                     with self._lock:
                         outcome.delivered += 1
                     break
-                time.sleep(0.2)
+                time.sleep(0.2 * 2**attempt)
         if connection is not None:
             connection.close()

@@ -20,7 +20,11 @@ budget is Plus's 20 a second (the catalogue's Shopify entry has the Basic plan's
   SIGKILLed at page 80 (as far into the sweep as page 20 of 100 is into WooCommerce's); django-q2
   delivers its task again, and that worker is SIGKILLed at page 160; once the lease lapses the
   connection's schedule starts a new run, SIGKILLed at page 240. The next scheduled run loses its
-  database connection at page 300 (`pg_terminate_backend`). The one after meets the token's
+  database at page 300: where FAULTS_POSTGRES_RESTART names the command (.ci/run sets it), the
+  PostgreSQL server restarts (fast shutdown), which ends every session, the web app's, the webhook
+  workers' and the test's own included: deliveries meanwhile are answered 503 and sent again, and
+  webhook work in flight is taken again once its hold lapses. Elsewhere only that run's backend
+  is terminated (`pg_terminate_backend`). The one after meets the token's
   expiry at page 340: from then on the shop refuses the token the first worker bought and four
   workers used, the run is answered 401 once, buys one new token and goes on, and it completes the
   sweep. The shop issues exactly two tokens; the kills change nothing there, as the first token is
@@ -40,9 +44,9 @@ change was delivered must be in that version; the reconciling sync must bring ex
 and then the hub must hold exactly the final version of each of the 10,000 orders (status,
 financial and fulfilment status, refunds and the shop's updatedAt), with its two lines. A summary
 of faults, retries, kills, tokens and time is printed. Needs PostgreSQL (the worker processes share
-the test database, and one has its backend terminated) and Redis (the workers share the request
-budget and the cost bucket, as on production). About four minutes on two cores, most of it the two
-webhook workers' 20,000 events.
+the test database, and the server restarts or one has its backend terminated) and Redis (the
+workers share the request budget and the cost bucket, as on production). About four minutes on
+two cores, most of it the two webhook workers' 20,000 events.
 
 The faults this run has not are the focused tests' in this directory, on a WooCommerce-shaped
 platform (fake_platform.py): a page truncated by a proxy, malformed JSON, minutes of 429, a worker
@@ -51,6 +55,7 @@ clusters; and a shared eBay token that expires while workers come and go (test_t
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -68,7 +73,15 @@ from webhooks.models import EventStatus, WebhookEvent
 
 from .chaos_shopify import ChaosShopify, Version, iso
 from .fake_platform import WebhookSender
-from .workers import start_drainer, start_sync, start_web, terminate_backends, wait_for
+from .workers import (
+    restart_server,
+    server_started_at,
+    start_drainer,
+    start_sync,
+    start_web,
+    terminate_backends,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -80,6 +93,7 @@ READ_TIMEOUT = 1.0
 # The pages of the sweep (25 orders each) where a worker dies, the database goes and the token lapses.
 KILLS = (80, 160, 240)
 DATABASE_RESTART = 300
+RESTART = os.environ.get("FAULTS_POSTGRES_RESTART", "")
 TOKEN_EXPIRY = 340
 # Plus's 20 requests a second, for the workers' shared request budget (see the docstring).
 RATE_LIMIT, RATE_BURST = 20, 40
@@ -173,7 +187,8 @@ def test_ten_thousand_orders_through_kills_faults_an_expired_token_and_lossy_web
     port = free_port()
     web = start_web("web", shared_db, logs, port, workers=2)
     drainers = [
-        start_drainer(f"webhooks-{n}", shared_db, logs, WEBHOOK_RETRY_BASE_SECONDS=1) for n in range(WEBHOOK_WORKERS)
+        start_drainer(f"webhooks-{n}", shared_db, logs, WEBHOOK_RETRY_BASE_SECONDS=1, FAULTS_WEBHOOK_LOCK_SECONDS=5)
+        for n in range(WEBHOOK_WORKERS)
     ]
     workers = []
     sender = None
@@ -223,11 +238,22 @@ def test_ten_thousand_orders_through_kills_faults_an_expired_token_and_lossy_web
         shop.on_page(KILLS[2], worker.kill)
         assert worker.wait(180) < 0, worker.output()
         wait_for(lambda: lease_lapsed(store), timeout=LEASE_SECONDS + 10)
-        terminated = []
-        shop.on_page(DATABASE_RESTART, lambda: terminated.append(terminate_backends(db.settings_dict, "sync-4")))
+        lost: list[object] = []
+        if RESTART:
+            server_before = server_started_at(db.settings_dict)
+            shop.on_page(DATABASE_RESTART, lambda: lost.append(restart_server(db.settings_dict, RESTART)))
+        else:
+            shop.on_page(DATABASE_RESTART, lambda: lost.append(terminate_backends(db.settings_dict, "sync-4")))
         worker = sync("sync-4", connection_id=store.pk)
         assert worker.wait(180) == 0, worker.output()
-        assert terminated == [1]
+        if RESTART:
+            # The worker may be done first: the page it waited for was asked for again after its
+            # read timed out, while the restart's command was still waiting for the server.
+            wait_for(lambda: lost, timeout=90, what="the restart to finish")
+            db.close()  # the test's own session ended with the restart
+            assert len(lost) == 1 and server_started_at(db.settings_dict) > server_before
+        else:
+            assert lost == [1]
         # Four workers have used the token the first one bought; now it lapses.
         assert shop.issued_tokens == ["shpat_issued_1"]
         shop.expire_tokens_at(TOKEN_EXPIRY)
@@ -314,10 +340,12 @@ def test_ten_thousand_orders_through_kills_faults_an_expired_token_and_lossy_web
     assert set(events.values_list("event_id", flat=True)) == {ChaosShopify.webhook_id(o.key) for o in arrived}
     assert events.filter(status=EventStatus.PROCESSED).count() == len(arrived)
     assert sum(events.values_list("duplicates", flat=True)) == sum(o.delivered - 1 for o in arrived)
-    assert sender.answers.keys() <= {200}, sender.answers
+    # A restart's deliveries were answered 503 (the database was unreachable) and sent again.
+    assert sender.answers.keys() <= ({200, 503} if RESTART else {200}), sender.answers
 
     answers = Counter(c.answer for c in shop.calls)
     pages = shop.pages_answered()
+    database_event = "the database server restarted" if RESTART else "1 database connection terminated"
     summary = [
         f"chaos run: {ORDERS:,} Shopify orders, {len(sender.outcomes):,} webhooks in {finished - started:.0f} s "
         f"(the shop quiet at {changes.quiet_at - started:.0f} s, the sweep done at {sweep_done - started:.0f} s, "
@@ -325,7 +353,8 @@ def test_ten_thousand_orders_through_kills_faults_an_expired_token_and_lossy_web
         f"the webhook backlog at {backlog_done - started:.0f} s)",
         f"  shop: {len(shop.calls):,} GraphQL requests ({len(pages):,} pages of orders answered, the sweep's last "
         f"page {max(pages)}), faults injected " + ", ".join(f"{kind} {n}" for kind, n in sorted(shop.injected.items())),
-        f"  sync: 3 workers SIGKILLed, 1 database connection terminated, 1 token expired; {len(runs)} runs "
+        f"  sync: 3 workers SIGKILLed, {database_event} ({sender.answers.get(503, 0)} deliveries answered 503 "
+        f"meanwhile), 1 token expired; {len(runs)} runs "
         f"({sweep:,} orders created by the sync, the rest by webhooks first); retried requests "
         f"{sum(n for kind, n in answers.items() if kind != 'ok'):,}; tokens issued {len(shop.issued_tokens)}",
         f"  webhooks: {sender.counts['dropped']:,} dropped, {sender.counts['duplicated']:,} duplicated, "

@@ -11,9 +11,6 @@ would a test suite restart a developer's database server)."""
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
-import time
 from collections.abc import Callable
 
 import pytest
@@ -23,7 +20,7 @@ from commerce.models import Order, OrderLine
 from integrations.models import Connection, ConnectionStatus, SyncRun, SyncStatus
 from integrations.sync import create_run
 
-from .workers import admin_connection, start_sync, terminate_backends, wait_for
+from .workers import admin_connection, restart_server, server_started_at, start_sync, terminate_backends, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -97,41 +94,22 @@ def test_a_sync_whose_database_connection_dies_fails_cleanly_and_the_next_run_co
     assert second.counts["orders"]["created"] == ORDERS - committed
 
 
-def server_started_at() -> object:
-    with admin_connection(db.settings_dict) as admin:
-        return admin.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
-
-
-def accepting() -> bool:
-    try:
-        server_started_at()
-    except Exception:  # still starting: connection refused, or "the database system is starting up"
-        return False
-    return True
-
-
 @pytest.mark.skipif(not RESTART, reason="FAULTS_POSTGRES_RESTART is not set (.ci/run sets it on its own machine)")
 def test_a_sync_across_a_restart_of_the_server_fails_cleanly_and_the_next_run_completes(shared_db, woo, platform, logs):
     """The server restarts (fast shutdown: every session is ended) while the worker waits for page 6,
     with pages 1-5 committed. When the page comes the worker's connection is gone; it fails the run
     as `database` on a new connection to the restarted server, and the next run completes."""
-    before = server_started_at()
+    before = server_started_at(db.settings_dict)
     run = create_run(woo, ["orders"])
     restarted: list[float] = []
-
-    def restart() -> None:
-        began = time.monotonic()
-        subprocess.run(shlex.split(RESTART), check=True, capture_output=True, timeout=120)
-        wait_for(accepting, timeout=60, interval=0.2, what="PostgreSQL to accept connections again")
-        restarted.append(time.monotonic() - began)
-
+    restart = lambda: restarted.append(restart_server(db.settings_dict, RESTART))  # noqa: E731
     platform.on_page(6, when_committed(woo.pk, 6, restart))
     worker = start_sync("worker-1", shared_db, logs, run_id=run.pk)
     try:
         assert worker.wait() == 0, worker.output()
     finally:
         db.close()  # this process's own session ended with the server's restart too
-    assert len(restarted) == 1 and server_started_at() > before
+    assert len(restarted) == 1 and server_started_at(db.settings_dict) > before
 
     run.refresh_from_db()
     assert (run.status, run.error_code) == (SyncStatus.FAILED, "database"), run.error

@@ -16,6 +16,7 @@ The database is the test's: pytest-django's test database (its name is only know
 runs, so the parent passes `DATABASE_URL`), or on SQLite a file copy of it (see conftest's
 `shared_db`). `FAULTS_LEASE_SECONDS` shortens the sync lease and `FAULTS_READ_TIMEOUT` the
 platform read timeout, so a test waits seconds where production waits minutes;
+`FAULTS_WEBHOOK_LOCK_SECONDS` shortens the hold a webhook worker takes on an event;
 `FAULTS_RATE_LIMIT` and `FAULTS_RATE_BURST` set every platform's request budget (requests a second,
 and the burst), as for a shop on a larger plan; `FAULTS_PAUSE_AFTER_PAGES` with
 `FAULTS_PAUSE_SECONDS` holds a sync still after that many pages.
@@ -119,6 +120,32 @@ def terminate_backends(settings_dict: dict, application_name: str) -> int:
     return len(rows)
 
 
+def restart_server(settings_dict: dict, command: str) -> float:
+    """Restart the PostgreSQL server with `command` (FAULTS_POSTGRES_RESTART: .ci/run's
+    `pg_ctlcluster … restart -m fast`, which ends every session) and wait until it accepts
+    connections again; returns the seconds it took."""
+    import shlex
+
+    began = time.monotonic()
+    subprocess.run(shlex.split(command), check=True, capture_output=True, timeout=120)
+
+    def accepting() -> bool:
+        try:
+            with admin_connection(settings_dict) as admin:
+                admin.execute("SELECT 1")
+        except Exception:  # refused, or "the database system is starting up"
+            return False
+        return True
+
+    wait_for(accepting, timeout=60, interval=0.2, what="PostgreSQL to accept connections again")
+    return time.monotonic() - began
+
+
+def server_started_at(settings_dict: dict):
+    with admin_connection(settings_dict) as admin:
+        return admin.execute("SELECT pg_postmaster_start_time()").fetchone()[0]
+
+
 def wait_for(
     condition: Callable[[], object], *, timeout: float = 60.0, interval: float = 0.05, what: str = ""
 ) -> object:
@@ -211,6 +238,10 @@ def _configure() -> None:
     if os.environ.get("FAULTS_READ_TIMEOUT"):
         defaults = http.HttpClient.__init__.__kwdefaults__
         defaults["timeout"] = (defaults["timeout"][0], float(os.environ["FAULTS_READ_TIMEOUT"]))
+    if os.environ.get("FAULTS_WEBHOOK_LOCK_SECONDS"):
+        from webhooks import processing
+
+        processing.LOCK = timedelta(seconds=float(os.environ["FAULTS_WEBHOOK_LOCK_SECONDS"]))
     if os.environ.get("FAULTS_RATE_LIMIT"):
         _set_rate_budgets(float(os.environ["FAULTS_RATE_LIMIT"]), os.environ.get("FAULTS_RATE_BURST"))
     if os.environ.get("FAULTS_PAUSE_AFTER_PAGES"):
@@ -245,15 +276,25 @@ def _pause_after_pages(pages: int, seconds: float) -> None:
 
 
 def _drain() -> None:
+    """As the task worker runs drains and the minute sweep. A drain that meets the database gone
+    fails, as its task would, and the worker takes the next one (django-q2's workers outlive a
+    failed task); what the dead drain held is taken again once its lock lapses."""
+    from django.db import InterfaceError, OperationalError, connections
+
     from webhooks import processing
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     while not stopping:
-        done, _ = processing.drain(5.0)
-        for pk in processing.due():
-            processing.process(pk)
-            done += 1
+        try:
+            done, _ = processing.drain(5.0)
+            for pk in processing.due():
+                processing.process(pk)
+                done += 1
+        except (OperationalError, InterfaceError) as error:
+            print(f"drain failed, the database is gone: {error}", flush=True)
+            connections.close_all()
+            done = 0
         if not done:
             time.sleep(0.2)
 

@@ -129,66 +129,90 @@ def _rejected_topic(delivery: Delivery) -> str:
     return ""
 
 
-def store(receiver: Receiver, delivery: Delivery, incoming: list[Incoming]) -> list[tuple[WebhookEvent, bool]]:
-    """Store each verified event; returns (event, created) pairs, created False for a duplicate
-    (then the event is the one stored first). New events are queued for processing once committed."""
+def store(receiver: Receiver, delivery: Delivery, incoming: list[Incoming]) -> list[tuple[int | None, bool]]:
+    """Store each verified event; returns (event id, created) pairs, created False for a duplicate
+    (then the id is the one stored first). New events are queued for processing once committed."""
     connection = delivery.connection
+    db = connections[DEFAULT_DB_ALIAS]
     headers = safe_headers(receiver, delivery)
     batch = len(incoming) > 1
     now = timezone.now()
     results = []
     for item in incoming:
-        event = WebhookEvent(
-            tenant_id=connection.tenant_id,
-            connection=connection,
-            provider=receiver.provider,
-            service=delivery.service,
+        values = {
+            "tenant_id": connection.tenant_id,
+            "connection_id": connection.pk,
+            "provider": receiver.provider,
+            "service": delivery.service,
             # Ids and topics come out of the body too, so NUL is replaced there as well.
-            event_id=_clean(item.event_id)[:255],
-            topic=_clean(item.topic)[:128],
-            resource_id=_clean(item.resource_id)[:255],
-            resource_updated_at=item.resource_updated_at,
-            headers=headers,
+            "event_id": _clean(item.event_id)[:255],
+            "topic": _clean(item.topic)[:128],
+            "resource_id": _clean(item.resource_id)[:255],
+            "resource_updated_at": item.resource_updated_at,
+            "headers": headers,
             # A batch keeps each event's own part, not the whole body once per event.
-            body="" if batch else _text(delivery.body),
-            payload=_clean(item.payload),
-            received_at=now,
-        )
-        results.append(_insert_once(event))
+            "body": "" if batch else _text(delivery.body),
+            "payload": _clean(item.payload),
+            "received_at": now,
+        }
+        results.append(_insert_once(db, values))
     metrics.webhook_events_stored(receiver.provider, results)
     return results
 
 
-def _insert_once(event: WebhookEvent) -> tuple[WebhookEvent, bool]:
-    db = connections[DEFAULT_DB_ALIAS]
+def _insert_once(db: BaseDatabaseWrapper, values: dict[str, object]) -> tuple[int | None, bool]:
     # The ORM's own conversion of each value for the database (JSON, dates), without the rest of
     # save(): no field of WebhookEvent computes its value on save, and pre_save/post_save are not
     # sent for verified events (what must happen on receipt is called from here and `store`).
     params = []
     for field in _SENT:
-        value = getattr(event, field.attname)
+        value = values[field.attname]
         params.append(field.get_db_prep_save(value, db) if value is not None and field.attname in _CONVERTED else value)
-    with _cursor(db) as cursor, _prepared(db):
-        cursor.execute(_INSERT, params)
-        row = cursor.fetchone()
+    row = _execute_insert(db, params)
     if row is None:
         # Delivered before (or at this very moment by another worker): count it on the first copy.
-        first = WebhookEvent.objects.filter(connection=event.connection, event_id=event.event_id, signature_valid=True)
-        first.update(duplicates=F("duplicates") + 1, last_duplicate_at=event.received_at)
-        return first.first() or event, False
-    event.pk = row[0]
-    event._state.adding = False
-    event._state.db = db.alias
+        first = WebhookEvent.objects.filter(
+            connection_id=values["connection_id"], event_id=values["event_id"], signature_valid=True
+        )
+        first.update(duplicates=F("duplicates") + 1, last_duplicate_at=values["received_at"])
+        return first.values_list("pk", flat=True).first(), False
     # Once committed, a drain takes it (and every other waiting event): see webhooks.queue.
     transaction.on_commit(queue.wake)
-    return event, True
+    return row[0], True
+
+
+def _execute_insert(db: BaseDatabaseWrapper, params: list) -> tuple | None:
+    """Run the insert; its row (the new id), or None for a duplicate.
+
+    On PostgreSQL, unless the statement is being logged or wrapped (DEBUG, CaptureQueriesContext,
+    connection.execute_wrapper), it goes to psycopg directly, on one cursor kept for the
+    connection: Django's cursor wrapper, made and closed for every delivery, was about a sixth of
+    what receipt cost the web worker. What the wrapper does that matters here is done the same way:
+    the thread check, the health check, (re)connecting, refusing a broken transaction, and turning
+    psycopg's errors into Django's (so a lost database is answered 503, see views)."""
+    if db.vendor != "postgresql" or db.queries_logged or db.execute_wrappers:
+        with _cursor(db) as cursor, _prepared(db):
+            cursor.execute(_INSERT, params)
+            return cursor.fetchone()
+    db.validate_thread_sharing()
+    _skip_round_trip_health_check(db)
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    db.validate_no_broken_transaction()
+    cursor = getattr(db, "_webhook_insert_cursor", None)
+    if cursor is None or cursor.connection is not db.connection:  # first use, or a new connection
+        cursor = db._webhook_insert_cursor = db.Database.Cursor(db.connection)
+    with db.wrap_database_errors, _prepared(db):
+        cursor.execute(_INSERT, params)
+        return cursor.fetchone()
 
 
 def _cursor(db: BaseDatabaseWrapper) -> CursorWrapper:
     """Django's cursor (its error translation, query logging and execute wrappers), and on
     PostgreSQL one that sends the parameters apart from the statement instead of quoting a few KB
-    of body into its text: PostgreSQL then parses the same short statement every time, and with
-    DATABASE_PREPARE_THRESHOLD set (config/settings.py) prepares it once per connection (`_prepared`)."""
+    of body into its text, as `_execute_insert`'s own cursor does: PostgreSQL then parses the same
+    short statement every time, and with DATABASE_PREPARE_THRESHOLD set (config/settings.py)
+    prepares it once per connection (`_prepared`)."""
     if db.vendor != "postgresql":
         return db.cursor()
     _skip_round_trip_health_check(db)

@@ -93,7 +93,7 @@ def _receive(request: HttpRequest, provider: str, connection_uuid, *, service: s
     delivery = Delivery(
         connection=connection,
         method=request.method,
-        url=public_url(request),
+        url=public_url(request) if receiver.uses_url else "",
         headers={name.lower(): value for name, value in request.headers.items()},
         body=body,
         content_type=(request.content_type or "").lower(),

@@ -45,7 +45,7 @@ def statements(queries: CaptureQueriesContext) -> list[str]:
 def test_a_new_event_is_stored_with_its_columns_and_rings_once_committed(shop, django_capture_on_commit_callbacks):
     updated = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
     with django_capture_on_commit_callbacks() as callbacks:
-        [(event, created)] = store(
+        [(event_id, created)] = store(
             shop,
             Incoming(
                 topic="orders/updated", event_id="w-1", resource_id="gid://shopify/Order/1", resource_updated_at=updated
@@ -53,10 +53,10 @@ def test_a_new_event_is_stored_with_its_columns_and_rings_once_committed(shop, d
             body=json.dumps(ORDER).encode(),
             authorization="Bearer secret-token",
         )
-    assert created and event.pk is not None and not event._state.adding
+    assert created and event_id is not None
     assert len(callbacks) == 1  # the doorbell, once the insert commits
     stored = WebhookEvent.objects.get()
-    assert stored.pk == event.pk
+    assert stored.pk == event_id
     assert (stored.tenant_id, stored.connection_id, stored.provider) == (shop.tenant_id, shop.pk, "shopify")
     assert (stored.event_id, stored.topic, stored.resource_id) == ("w-1", "orders/updated", "gid://shopify/Order/1")
     assert stored.resource_updated_at == updated
@@ -70,13 +70,13 @@ def test_a_duplicate_inside_a_transaction_is_counted_without_a_savepoint_or_spoi
     shop, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
-        [(first, created)] = store(shop, Incoming(topic="orders/updated", event_id="w-1"))
+        [(first_id, created)] = store(shop, Incoming(topic="orders/updated", event_id="w-1"))
         with CaptureQueriesContext(connection) as queries:
-            [(again, created_again)] = store(shop, Incoming(topic="orders/updated", event_id="w-1"))
+            [(again_id, created_again)] = store(shop, Incoming(topic="orders/updated", event_id="w-1"))
         # The transaction is still usable after the duplicate: no error, nothing to roll back.
         assert WebhookEvent.objects.count() == 1
     assert created and not created_again
-    assert again.pk == first.pk  # the duplicate answers with the copy stored first
+    assert again_id == first_id  # the duplicate answers with the copy stored first
     assert "SAVEPOINT" not in statements(queries) and "ROLLBACK" not in statements(queries)
     assert len(callbacks) == 1  # only the new event rings
     stored = WebhookEvent.objects.get()
@@ -100,12 +100,12 @@ def test_a_duplicate_in_autocommit_is_counted_on_the_first_copy_without_a_transa
     monkeypatch.setattr(connection, "set_autocommit", set_autocommit)
     monkeypatch.setattr(connection, "commit", commit)
     with CaptureQueriesContext(connection) as queries:
-        [(event, created)] = store(shop, Incoming(topic="orders/updated", event_id="w-1"))
+        [(event_id, created)] = store(shop, Incoming(topic="orders/updated", event_id="w-1"))
         store(shop, Incoming(topic="orders/updated", event_id="w-1"))
     assert not created
     assert not transactions and not {"SAVEPOINT", "RELEASE", "ROLLBACK"} & set(statements(queries))
     stored = WebhookEvent.objects.get()
-    assert stored.pk == event.pk and stored.duplicates == 2 and stored.last_duplicate_at is not None
+    assert stored.pk == event_id and stored.duplicates == 2 and stored.last_duplicate_at is not None
 
 
 def test_a_batch_stores_each_event_with_its_own_part_and_no_copy_of_the_body(shop):
@@ -180,9 +180,9 @@ def test_nul_characters_are_stored_as_the_replacement_character(shop):
 
 
 def test_a_refused_delivery_is_stored_apart_from_the_verified_events(shop):
-    [(event, _)] = store(shop, Incoming(topic="orders/updated", event_id="w-1"))
+    [(event_id, _)] = store(shop, Incoming(topic="orders/updated", event_id="w-1"))
     refused = inbox.store_rejected(RECEIVERS["shopify"], delivery_to(shop, b'{"id": 1}'), "The signature is wrong.")
-    assert refused.pk != event.pk and not refused.signature_valid and refused.status == EventStatus.REJECTED
+    assert refused.pk != event_id and not refused.signature_valid and refused.status == EventStatus.REJECTED
     assert WebhookEvent.objects.count() == 2
 
 
@@ -243,22 +243,67 @@ def test_receipt_skips_the_select_1_health_check_on_a_quiet_connection(shop, del
 def test_a_connection_the_server_closed_is_replaced_before_the_insert(shop, deliver):
     assert deliver(shop, ORDER, webhook_id="w-1").status_code == 200
     backend = connection.connection.info.backend_pid
+    terminate(backend)
+    connection.health_check_done = False  # a new request (the test client skips close_old_connections)
+    assert deliver(shop, ORDER, webhook_id="w-2").status_code == 200
+    assert connection.connection.info.backend_pid != backend
+    assert WebhookEvent.objects.count() == 2
+
+
+def terminate(backend_pid: int) -> None:
+    """End a server process from another session, as a restart or an idle timeout would, and wait
+    until its goodbye has reached this connection's socket."""
     params = connection.get_connection_params()
     with psycopg.connect(
         dbname=connection.settings_dict["NAME"],
         **{k: v for k, v in params.items() if k in ("user", "password", "host", "port")},
         autocommit=True,
     ) as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [backend])
+        other.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
     poller = select.poll()
     poller.register(connection.connection.fileno(), select.POLLIN)
     deadline = time.monotonic() + 5
     while not poller.poll(50) and time.monotonic() < deadline:
         pass
-    connection.health_check_done = False  # a new request (the test client skips close_old_connections)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_insert_goes_to_psycopg_on_one_cursor_per_connection_unless_queries_are_logged(shop, monkeypatch):
+    store(shop, Incoming(topic="orders/updated", event_id="w-0"))  # rings: queues the drain in the ORM broker
+    made: list[object] = []
+    real_create_cursor = connection.create_cursor
+    monkeypatch.setattr(connection, "create_cursor", lambda name=None: made.append(name) or real_create_cursor(name))
+    for n in (1, 2):
+        store(shop, Incoming(topic="orders/updated", event_id=f"w-{n}"))
+    assert made == []  # no Django cursor for a new event
+    kept = connection._webhook_insert_cursor
+    assert kept.connection is connection.connection
+
+    connection.close()  # a new connection (CONN_MAX_AGE, an error) gets a new cursor
+    store(shop, Incoming(topic="orders/updated", event_id="w-3"))
+    assert connection._webhook_insert_cursor is not kept
+    assert connection._webhook_insert_cursor.connection is connection.connection
+
+    with CaptureQueriesContext(connection) as queries:  # DEBUG, or a test counting queries
+        store(shop, Incoming(topic="orders/updated", event_id="w-4"))
+    assert [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert sorted(WebhookEvent.objects.values_list("event_id", flat=True)) == [f"w-{n}" for n in range(5)]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_lost_during_the_insert_is_answered_503_and_the_next_delivery_reconnects(shop, deliver):
+    assert deliver(shop, ORDER, webhook_id="w-1").status_code == 200
+    terminate(connection.connection.info.backend_pid)
+    connection.health_check_done = True  # as if the peer had vanished without a word: no check catches it
+
+    response = deliver(shop, ORDER, webhook_id="w-2")
+    assert response.status_code == 503 and response["Retry-After"] == "30"  # psycopg's error, as Django's
+
+    connection.close_if_unusable_or_obsolete()  # what the next request does first
     assert deliver(shop, ORDER, webhook_id="w-2").status_code == 200
-    assert connection.connection.info.backend_pid != backend
-    assert WebhookEvent.objects.count() == 2
+    assert sorted(WebhookEvent.objects.values_list("event_id", flat=True)) == ["w-1", "w-2"]
 
 
 def test_receipt_writes_no_index_another_index_already_leads_with(db):

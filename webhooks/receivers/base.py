@@ -67,7 +67,9 @@ class Delivery:
 
     connection: Connection
     method: str
-    url: str  # the absolute URL the provider posted to (Square and Twilio sign it)
+    # The absolute URL the provider posted to, for receivers that sign or echo it (`uses_url`);
+    # empty for the others, which saves working it out on every delivery.
+    url: str
     headers: dict[str, str]  # lower-cased names
     body: bytes
     content_type: str  # without parameters, lower-cased
@@ -110,6 +112,8 @@ class Receiver:
     handshake_methods: tuple[str, ...] = ()
     # Header names whose values are never stored (they hold tokens, not only signatures).
     secret_headers: tuple[str, ...] = ("authorization",)
+    # Whether `verify` or `handshake` reads `delivery.url` (Square and Twilio sign it, eBay hashes it).
+    uses_url: bool = False
 
     def handshake(self, delivery: Delivery) -> HttpResponse | None:
         """Answer a ping or challenge, or return None for an ordinary delivery."""

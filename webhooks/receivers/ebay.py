@@ -60,6 +60,7 @@ def read_key(answer: object, kid: str) -> tuple[ec.EllipticCurvePublicKey, type[
 
 class EbayReceiver(Receiver):
     provider = "ebay"
+    uses_url = True
     handshake_methods = ("GET",)
 
     def handshake(self, delivery: Delivery) -> JsonResponse | None:

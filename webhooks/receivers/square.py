@@ -25,6 +25,7 @@ from .common import parse_time
 
 class SquareReceiver(Receiver):
     provider = "square"
+    uses_url = True
 
     def verify(self, delivery: Delivery) -> None:
         given = require_header(delivery, "x-square-hmacsha256-signature")

@@ -26,6 +26,7 @@ def form(delivery: Delivery) -> QueryDict:
 
 class TwilioReceiver(Receiver):
     provider = "twilio"
+    uses_url = True
     content_types = ("application/x-www-form-urlencoded",)
 
     def verify(self, delivery: Delivery) -> None:

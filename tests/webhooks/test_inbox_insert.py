@@ -306,6 +306,25 @@ def test_a_connection_lost_during_the_insert_is_answered_503_and_the_next_delive
     assert sorted(WebhookEvent.objects.values_list("event_id", flat=True)) == ["w-1", "w-2"]
 
 
+@pytest.mark.postgres
+def test_a_body_large_enough_to_compress_is_compressed_with_lz4_where_the_server_has_it(shop):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+        if not cursor.fetchone()[0]:
+            pytest.skip("this PostgreSQL server is built without lz4")
+    order = {**ORDER, "line_items": [{"id": n, "title": f"Line {n}", "quantity": 1} for n in range(80)]}
+    body = json.dumps(order).encode()
+    assert len(body) > 3000  # over the size at which PostgreSQL compresses a row
+    [(event_id, _)] = store(shop, Incoming(topic="orders/updated", event_id="w-1"), body=body)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_column_compression(body), body FROM webhooks_webhookevent WHERE id = %s", [event_id]
+        )
+        method, stored = cursor.fetchone()
+    assert method == "lz4"
+    assert json.loads(stored) == order
+
+
 def test_receipt_writes_no_index_another_index_already_leads_with(db):
     """Every index of the table is written by every insert: one whose columns begin another's is
     pure cost (Django's own index on each foreign key was, beside the tenant and connection ones)."""

@@ -317,9 +317,7 @@ def test_a_body_large_enough_to_compress_is_compressed_with_lz4_where_the_server
     assert len(body) > 3000  # over the size at which PostgreSQL compresses a row
     [(event_id, _)] = store(shop, Incoming(topic="orders/updated", event_id="w-1"), body=body)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_column_compression(body), body FROM webhooks_webhookevent WHERE id = %s", [event_id]
-        )
+        cursor.execute("SELECT pg_column_compression(body), body FROM webhooks_webhookevent WHERE id = %s", [event_id])
         method, stored = cursor.fetchone()
     assert method == "lz4"
     assert json.loads(stored) == order

@@ -224,6 +224,29 @@ def test_stored_headers_never_hold_credentials(shop, deliver):
     assert headers["cookie"] == "[redacted]"
 
 
+def test_the_headers_a_receiver_sees_are_request_headers_with_lower_cased_names():
+    from django.http.request import HttpHeaders
+
+    from webhooks.views import _headers
+
+    meta = {
+        "CONTENT_TYPE": "application/json; charset=utf-8",
+        "CONTENT_LENGTH": "12",
+        "HTTP_X_SHOPIFY_HMAC_SHA256": "c2ln",
+        "HTTP_X_WC_WEBHOOK_SIGNATURE": "",
+        "HTTP_USER_AGENT": "Shopify-Captain-Hook",
+        "HTTP_TWILIO_SIGNATURE_": "odd",
+        "REMOTE_ADDR": "127.0.0.1",
+        "SERVER_NAME": "hub.example.com",
+        "QUERY_STRING": "a=1",
+        "wsgi.url_scheme": "https",
+    }
+    expected = {name.lower(): value for name, value in HttpHeaders(meta).items()}
+    assert _headers(meta) == expected
+    assert _headers(meta)["content-type"] == "application/json; charset=utf-8"
+    assert "remote-addr" not in _headers(meta)
+
+
 def test_the_acknowledgement_does_not_wait_for_processing(shop, deliver, monkeypatch):
     def explode(*args, **kwargs):
         raise AssertionError("processing must not run in the request")

@@ -15,6 +15,11 @@ is reused by the next run), never the one DATABASE_URL names. Otherwise temporar
 deleted at the end (never the development database). The cache is REDIS_URL when set. Each
 script's own output is shown as it runs; the table is written at the end, also when a benchmark
 failed (its row says so).
+
+Before each benchmark the machine is left to settle: PostgreSQL writes out what the previous one
+left in its buffers (CHECKPOINT, where the role may), and the run waits, up to SETTLE_SECONDS, until
+the machine is under SETTLE_BUSY_PERCENT busy, so one benchmark's after-effects (checkpoints,
+autovacuum) do not land in the next one's measurement.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 BENCH_DATABASE = "hub_bench"
 TIMEOUT_SECONDS = 900
+SETTLE_SECONDS = 60
+SETTLE_BUSY_PERCENT = 10
 
 
 @dataclass
@@ -181,7 +188,7 @@ BENCHES = [
     Bench("sync", script("sync_throughput.py", "--quick", "--json"), sync_rows),
     Bench(
         "webhook",
-        script("webhook_ingest.py", "--requests", "600", "--warmup", "60", "--rounds", "3"),
+        script("webhook_ingest.py"),  # its own size (2,000 requests a target): fewer swing by a tenth
         webhook_rows,
     ),
     Bench("api", script("api.py", "--quick", "--json"), api_rows),
@@ -229,6 +236,44 @@ def cpu_model() -> str:
 
 
 # --- Running ------------------------------------------------------------------------------------------
+
+
+def busy_percent(seconds: float = 1.0) -> float | None:
+    """How busy the whole machine was over the next `seconds` (/proc/stat), or None off Linux."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    try:
+        total_before, idle_before = sample()
+        time.sleep(seconds)
+        total_after, idle_after = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    total = total_after - total_before
+    return 100.0 * (total - (idle_after - idle_before)) / total if total else None
+
+
+def settle(url: str) -> None:
+    """Let the previous benchmark's after-effects pass before the next one measures."""
+    if not url.startswith("sqlite"):
+        import psycopg
+
+        parts = urlsplit(url)
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(urlunsplit(("postgresql", parts.netloc, parts.path, "", "")), autocommit=True) as conn,
+        ):
+            conn.execute("CHECKPOINT")  # superuser or pg_checkpoint; otherwise skipped
+    began = time.monotonic()
+    busy = busy_percent()
+    while busy is not None and busy > SETTLE_BUSY_PERCENT and time.monotonic() - began < SETTLE_SECONDS:
+        busy = busy_percent()
+    waited = time.monotonic() - began
+    if busy is not None:
+        print(f"(waited {waited:.0f} s for the machine to settle: {busy:.0f}% busy)", flush=True)
 
 
 def run_one(bench: Bench, env: dict[str, str]) -> tuple[list[Row], float, str]:
@@ -308,6 +353,7 @@ def main() -> int:
             if bench.name in chosen:
                 if args.full:
                     bench = Bench(bench.name, [a for a in bench.command if a != "--quick"], bench.rows)
+                settle(url)
                 rows, seconds, error = run_one(bench, env)
                 results.append((bench, rows, seconds, error))
     finally:

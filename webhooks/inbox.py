@@ -186,10 +186,10 @@ def _execute_insert(db: BaseDatabaseWrapper, params: list) -> tuple | None:
 
     On PostgreSQL, unless the statement is being logged or wrapped (DEBUG, CaptureQueriesContext,
     connection.execute_wrapper), it goes to psycopg directly, on one cursor kept for the
-    connection: Django's cursor wrapper, made and closed for every delivery, was about a sixth of
-    what receipt cost the web worker. What the wrapper does that matters here is done the same way:
-    the thread check, the health check, (re)connecting, refusing a broken transaction, and turning
-    psycopg's errors into Django's (so a lost database is answered 503, see views)."""
+    connection: Django's cursor wrapper, made and closed for every delivery, cost about 60 µs, near
+    a tenth of what receipt cost the web worker. What the wrapper does that matters here is done
+    the same way: the thread check, the health check, (re)connecting, refusing a broken transaction,
+    and turning psycopg's errors into Django's (so a lost database is answered 503, see views)."""
     if db.vendor != "postgresql" or db.queries_logged or db.execute_wrappers:
         with _cursor(db) as cursor, _prepared(db):
             cursor.execute(_INSERT, params)

@@ -205,18 +205,10 @@ class ChaosShopify(FakeShopify):
         """A custom app's client ID and secret, and no token: the connector fetches its own."""
         return {"shop_domain": SHOP_DOMAIN, "client_id": self.client_id, "client_secret": self.client_secret, **extra}
 
-    def chaos(
-        self,
-        *,
-        seed: int,
-        rate_limit: float = 0.0,
-        server_error: float = 0.0,
-        timeout: float = 0.0,
-        retry_after: str = "1",
-        stall_seconds: float = 2.0,
-    ) -> None:
+    def chaos(self, *, seed: int, **rates: Any) -> None:
+        """Random faults from now on, drawn from `seed` (`rates`: Chaos's fields)."""
         with self.lock:
-            self._chaos = Chaos(random.Random(seed), rate_limit, server_error, timeout, retry_after, stall_seconds)
+            self._chaos = Chaos.seeded(seed, **rates)
 
     def on_page(self, page: int, action: Callable[[], None], *, once: bool = True) -> None:
         """Run `action` when page `page` of the orders list is asked for, before it is answered."""
@@ -521,14 +513,18 @@ class ChaosShopify(FakeShopify):
     def _encode(body: Any) -> bytes:
         return body if isinstance(body, bytes) else json.dumps(body).encode()
 
+    @staticmethod
+    def _head(handler: BaseHTTPRequestHandler, status: int, headers: dict, length: int) -> None:
+        handler.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(length))
+        handler.end_headers()
+
     def _write(self, handler: BaseHTTPRequestHandler, status: int, headers: dict, body: Any) -> None:
         payload = self._encode(body)
         try:
-            handler.send_response(status)
-            for name, value in {"Content-Type": "application/json", **headers}.items():
-                handler.send_header(name, value)
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.end_headers()
+            self._head(handler, status, headers, len(payload))
             handler.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a killed worker, a timeout)
@@ -539,11 +535,7 @@ class ChaosShopify(FakeShopify):
         """The headers and a third of the body; then, after `stall` seconds, the connection closes."""
         payload = self._encode(body)
         try:
-            handler.send_response(status)
-            for name, value in {"Content-Type": "application/json", **headers}.items():
-                handler.send_header(name, value)
-            handler.send_header("Content-Length", str(len(payload)))
-            handler.end_headers()
+            self._head(handler, status, headers, len(payload))
             handler.wfile.write(payload[: max(1, len(payload) // 3)])
             handler.wfile.flush()
             if stall:

@@ -107,12 +107,19 @@ class Hook:
 
 @dataclass
 class Chaos:
+    """Seeded random faults: each request draws a 429 (`rate_limit`), a 5xx (`server_error`) or a
+    stalled or reset answer (`timeout`) with these probabilities."""
+
     rng: random.Random
-    rate_limit: float
-    server_error: float
-    timeout: float
-    retry_after: str
-    stall_seconds: float
+    rate_limit: float = 0.0
+    server_error: float = 0.0
+    timeout: float = 0.0
+    retry_after: str = "1"
+    stall_seconds: float = 2.0
+
+    @classmethod
+    def seeded(cls, seed: int, **rates: Any) -> Chaos:
+        return cls(random.Random(seed), **rates)
 
     def draw(self) -> Fault | None:
         roll = self.rng.random()
@@ -212,18 +219,10 @@ class FakePlatform:
         with self.lock:
             self._faults.append(Fault(kind, page=page, times=times, active=active, **options))
 
-    def chaos(
-        self,
-        *,
-        seed: int,
-        rate_limit: float = 0.0,
-        server_error: float = 0.0,
-        timeout: float = 0.0,
-        retry_after: str = "1",
-        stall_seconds: float = 2.0,
-    ) -> None:
+    def chaos(self, *, seed: int, **rates: Any) -> None:
+        """Random faults from now on, drawn from `seed` (`rates`: Chaos's fields)."""
         with self.lock:
-            self._chaos = Chaos(random.Random(seed), rate_limit, server_error, timeout, retry_after, stall_seconds)
+            self._chaos = Chaos.seeded(seed, **rates)
 
     def calm(self) -> None:
         """No more faults: injected ones and chaos alike."""
